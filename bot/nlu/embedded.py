@@ -1,0 +1,133 @@
+"""The embedded engine: character n-grams and a linear classifier, trained from `nlu_data/` in seconds.
+
+It needs no extra service, so it is the zero-setup default and the fallback when Rasa is down.
+Character n-grams (within word boundaries) carry Polish without diacritics, Cyrillic spellings of
+Polish terms and typos far better than whole words do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from bot.nlu.engine import IntentScore, NluResult, NluUnavailable
+from bot.nlu.training_data import Example, fingerprint, load_examples
+
+log = logging.getLogger(__name__)
+
+MODEL_VERSION = "embedded-1"
+
+
+def normalise(text: str) -> str:
+    """Lower case, no diacritics in Latin script, one space: how the classifier sees text."""
+    text = unicodedata.normalize("NFKC", text).lower().replace("ł", "l")
+    decomposed = unicodedata.normalize("NFD", text)
+    # Drop combining marks on Latin letters only: Cyrillic й/ё/ї carry meaning.
+    kept: list[str] = []
+    for char in decomposed:
+        if unicodedata.combining(char) and kept and kept[-1].isascii():
+            continue
+        kept.append(char)
+    return " ".join(unicodedata.normalize("NFC", "".join(kept)).split())
+
+
+def build_pipeline() -> Pipeline:
+    """The untrained classifier: word and character TF-IDF features into a logistic regression."""
+    features = FeatureUnion(
+        [
+            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=1)),
+            (
+                "words",
+                TfidfVectorizer(
+                    analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b",  # noqa: S106
+                ),
+            ),
+        ]
+    )
+    classifier = LogisticRegression(C=20.0, max_iter=2000)
+    return Pipeline([("features", features), ("classifier", classifier)])
+
+
+@dataclass
+class TrainedModel:
+    """A fitted pipeline with what it was trained on."""
+
+    pipeline: Pipeline
+    labels: list[str]
+    data_fingerprint: str
+    examples: int
+    seconds: float
+
+
+def train(examples: list[Example], data_fingerprint: str = "") -> TrainedModel:
+    """Fit the classifier on the examples."""
+    if len({example.intent for example in examples}) < 2:
+        raise ValueError("the embedded engine needs examples of at least two intents")
+    started = time.perf_counter()
+    pipeline = build_pipeline()
+    pipeline.fit([normalise(e.text) for e in examples], [e.intent for e in examples])
+    labels = [str(label) for label in pipeline.classes_]
+    return TrainedModel(pipeline, labels, data_fingerprint, len(examples), time.perf_counter() - started)
+
+
+class EmbeddedEngine:
+    """Parses in-process with a model trained from the Rasa training files."""
+
+    name = "embedded"
+
+    def __init__(self, model: TrainedModel) -> None:
+        self.model = model
+
+    @classmethod
+    def from_files(cls, data_paths: list[Path], *, cache_dir: Path | None = None) -> EmbeddedEngine:
+        """Train from the files, or load the cached model trained from exactly these files."""
+        key = fingerprint(data_paths, MODEL_VERSION)
+        cache = cache_dir / f"embedded-{key}.pickle" if cache_dir else None
+        if cache is not None and cache.exists():
+            try:
+                with cache.open("rb") as handle:
+                    model = pickle.load(handle)  # noqa: S301  (our own file, named by its data hash)
+                if isinstance(model, TrainedModel) and model.data_fingerprint == key:
+                    return cls(model)
+            except Exception:  # a truncated or foreign file: train again
+                log.warning("nlu.embedded_cache_unreadable", extra={"path": str(cache)})
+        model = train(load_examples(data_paths), key)
+        log.info(
+            "nlu.embedded_trained", extra={"examples": model.examples, "seconds": round(model.seconds, 2)}
+        )
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            partial = cache.with_suffix(".tmp")
+            with partial.open("wb") as handle:
+                pickle.dump(model, handle)
+            partial.replace(cache)
+        return cls(model)
+
+    def parse_sync(self, text: str) -> NluResult:
+        """Rank every label for `text` (CPU-bound, well under a millisecond for a message)."""
+        probabilities = self.model.pipeline.predict_proba([normalise(text)])[0]
+        order = np.argsort(probabilities)[::-1]
+        ranking = tuple(IntentScore(self.model.labels[i], float(probabilities[i])) for i in order[:10])
+        return NluResult(text=text, best=ranking[0], ranking=ranking, engine=self.name)
+
+    async def parse(self, text: str) -> NluResult:
+        try:
+            return self.parse_sync(text)
+        except Exception as error:  # a broken model must not take the conversation down
+            raise NluUnavailable(f"embedded engine: {error}") from error
+
+    async def check(self) -> str:
+        return f"embedded ({self.model.examples} examples, {len(self.model.labels)} intents)"
+
+    async def close(self) -> None:
+        await asyncio.sleep(0)

@@ -1,0 +1,101 @@
+"""The FastAPI application factory: health, readiness, metrics, and every part's routes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+
+from infoopt import db
+from infoopt.errors import install_error_handlers
+from infoopt.metrics import metrics_response, record_request
+from infoopt.redis_store import is_in_process
+from infoopt.services import Services
+from infoopt.settings import Settings, check_production, get_settings
+
+READINESS_TIMEOUT_SECONDS = 3.0
+
+
+async def _probe(name: str, check: Any) -> tuple[str, dict[str, Any]]:
+    """Run one readiness check with a time limit; never raise."""
+    try:
+        detail = await asyncio.wait_for(check(), timeout=READINESS_TIMEOUT_SECONDS)
+        return name, {"ok": True, "detail": detail}
+    except TimeoutError:
+        return name, {"ok": False, "detail": f"no answer within {READINESS_TIMEOUT_SECONDS:g} s"}
+    except Exception as error:
+        return name, {"ok": False, "detail": f"{type(error).__name__}: {error}"}
+
+
+async def readiness(services: Services) -> dict[str, dict[str, Any]]:
+    """Check the database, Redis and the NLU engine side by side."""
+
+    async def database() -> str:
+        await db.ping(services.engine)
+        return services.engine.dialect.name
+
+    async def redis() -> str:
+        await services.redis.ping()
+        return "in-process (single process only)" if is_in_process(services.redis) else "redis"
+
+    results = await asyncio.gather(
+        _probe("database", database), _probe("redis", redis), _probe("nlu", services.nlu.check)
+    )
+    return dict(results)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application; long-lived services start in its lifespan."""
+    settings = settings or get_settings()
+    check_production(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await Services.start(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.close()
+
+    app = FastAPI(
+        title="INFO.OPT infoline",
+        version="0.1.0",
+        summary="Answers foreigners' questions on stay and work in Małopolska; hands the rest to people.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.middleware("http")(record_request)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
+    install_error_handlers(app)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """The process is up and serving requests."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], responses={503: {"description": "a part is not ready"}})
+    async def readyz() -> JSONResponse:
+        """Database, Redis and NLU are reachable; 503 naming the part that is not."""
+        checks = await readiness(app.state.services)
+        failing = [name for name, check in checks.items() if not check["ok"]]
+        body = {"status": "ready" if not failing else "not ready", "failing": failing, "checks": checks}
+        return JSONResponse(body, status_code=503 if failing else 200)
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics of this worker."""
+        return metrics_response()
+
+    return app

@@ -1,0 +1,25 @@
+"""Redis for conversation state, rate limits, pub/sub and the job queue — or an in-process stand-in.
+
+Without `INFOOPT_REDIS_URL` the service uses fakeredis, which implements the same client interface in
+memory. It is correct for ONE process only: state and pub/sub are not shared between workers, so
+production always sets a real Redis.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+
+def create_redis(url: str | None) -> Redis:
+    """A client for the Redis at `url`, or the in-process fallback when `url` is None."""
+    if url:
+        return Redis.from_url(url, decode_responses=True, health_check_interval=30)
+    from fakeredis import FakeAsyncRedis
+
+    client: Redis = FakeAsyncRedis(decode_responses=True)
+    return client
+
+
+def is_in_process(client: Redis) -> bool:
+    """Whether this client is the single-process fallback."""
+    return type(client).__module__.startswith("fakeredis")

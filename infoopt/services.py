@@ -1,0 +1,91 @@
+"""The long-lived objects of one process, built once at start and closed at stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.nlu.embedded import EmbeddedEngine
+from bot.nlu.engine import FallbackEngine, NluEngine, NluUnavailable
+from bot.nlu.rasa import RasaEngine
+from infoopt import db
+from infoopt.redis_store import create_redis
+from infoopt.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class NluNotReady:
+    """Stands in while the embedded model cannot be trained, so /readyz can say why."""
+
+    name = "unavailable"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    async def parse(self, text: str) -> object:
+        raise NluUnavailable(self.reason)
+
+    async def check(self) -> str:
+        raise NluUnavailable(self.reason)
+
+    async def close(self) -> None:
+        return None
+
+
+def build_embedded(settings: Settings) -> NluEngine:
+    """Train (or load the cached) embedded engine; a stand-in naming the problem if it cannot."""
+    try:
+        return EmbeddedEngine.from_files(
+            [settings.nlu_data_dir / "data"], cache_dir=settings.data_dir / "nlu"
+        )
+    except (OSError, ValueError) as error:
+        log.error("nlu.embedded_unavailable", extra={"error": str(error)})
+        return NluNotReady(f"embedded engine not trained: {error}")  # type: ignore[return-value]
+
+
+def build_nlu(settings: Settings, embedded: NluEngine) -> NluEngine:
+    """Rasa with the embedded engine behind it when INFOOPT_RASA_URL is set; else the embedded engine."""
+    if not settings.rasa_url:
+        return embedded
+    rasa = RasaEngine(settings.rasa_url, timeout=settings.nlu_timeout_seconds)
+    return FallbackEngine(rasa, embedded)
+
+
+@dataclass
+class Services:
+    """What request handlers, bot handlers and workers share within one process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis
+    nlu: NluEngine
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Services:
+        """Connect to the database and Redis and load the NLU engines."""
+        engine = db.create_engine(settings.database_url)
+        embedded = await asyncio.to_thread(build_embedded, settings)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=db.session_factory(engine),
+            redis=create_redis(settings.redis_url),
+            nlu=build_nlu(settings, embedded),
+        )
+
+    async def close(self) -> None:
+        """Stop background work and release every connection."""
+        for task in self.background:
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
+        await self.nlu.close()
+        await self.redis.aclose()
+        await self.engine.dispose()

@@ -1,0 +1,141 @@
+"""Settings from the environment and `.env`, named exactly as DESIGN.md "Contracts" lists them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = PROJECT_ROOT / "var"
+
+# Values that mean "nobody set this yet"; production refuses them.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "change_me", "changethis", "secret", "password", "dev", "test", "xxx"}
+)
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+def _env_config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+
+class TelegramSettings(BaseSettings):
+    """The Telegram bot: `TELEGRAM_BOT_TOKEN`, `TELEGRAM_WEBHOOK_SECRET`, `TELEGRAM_API_BASE`."""
+
+    model_config = _env_config("TELEGRAM_")
+
+    bot_token: SecretStr | None = None
+    webhook_secret: SecretStr | None = None
+    # Another Bot API server: Telegram's self-hosted telegram-bot-api, or a local fake in tests.
+    api_base: str | None = None
+
+
+class TwilioSettings(BaseSettings):
+    """The voice line: `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_FROM_NUMBER`."""
+
+    model_config = _env_config("TWILIO_")
+
+    account_sid: str | None = None
+    auth_token: SecretStr | None = None
+    from_number: str | None = None
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment, validated once at start."""
+
+    model_config = _env_config("INFOOPT_")
+
+    env: Environment = Environment.DEVELOPMENT
+    # Where the SQLite default and trained models live.
+    data_dir: Path = DEFAULT_DATA_DIR
+    # The Rasa project both NLU engines train from.
+    nlu_data_dir: Path = PROJECT_ROOT / "nlu_data"
+    database_url: str = f"sqlite:///{DEFAULT_DATA_DIR / 'infoopt.sqlite3'}"
+    redis_url: str | None = None
+    rasa_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str | None = None
+    # Signs staff session cookies and CSRF tokens.
+    secret_key: SecretStr = SecretStr("dev-only-not-secret")
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Browsers that may call the API from another origin (comma separated).
+    cors_origins: Annotated[list[str], NoDecode] = []
+    nlu_timeout_seconds: float = Field(default=2.0, gt=0)
+
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("redis_url", "rasa_url", "public_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    def production_problems(self) -> list[str]:
+        """What stops this configuration from running in production, one sentence each."""
+        problems: list[str] = []
+
+        def placeholder(secret: SecretStr | None) -> bool:
+            if secret is None:
+                return True
+            value = secret.get_secret_value().strip().lower()
+            return value in PLACEHOLDER_SECRETS or value.startswith(("dev-", "change"))
+
+        if placeholder(self.secret_key) or len(self.secret_key.get_secret_value()) < 32:
+            problems.append("INFOOPT_SECRET_KEY is missing, a placeholder or shorter than 32 characters")
+        if self.telegram.bot_token is not None and placeholder(self.telegram.webhook_secret):
+            problems.append(
+                "TELEGRAM_WEBHOOK_SECRET is missing or a placeholder while TELEGRAM_BOT_TOKEN is set"
+            )
+        if self.telegram.bot_token is not None and placeholder(self.telegram.bot_token):
+            problems.append("TELEGRAM_BOT_TOKEN is a placeholder")
+        if self.twilio.account_sid and placeholder(self.twilio.auth_token):
+            problems.append("TWILIO_AUTH_TOKEN is missing or a placeholder while TWILIO_ACCOUNT_SID is set")
+        if self.twilio.account_sid and not self.public_url:
+            problems.append("INFOOPT_PUBLIC_URL is missing; Twilio signatures are computed for it")
+        if self.database_url.startswith("sqlite"):
+            problems.append("INFOOPT_DATABASE_URL points at SQLite; production needs PostgreSQL")
+        if not self.redis_url:
+            problems.append("INFOOPT_REDIS_URL is missing; the in-process fallback serves one process only")
+        return problems
+
+
+class InsecureConfiguration(RuntimeError):
+    """Production was asked to start with a configuration that is not safe to run."""
+
+
+def check_production(settings: Settings) -> None:
+    """Refuse to go on in production mode while anything in `production_problems` remains."""
+    if not settings.is_production:
+        return
+    problems = settings.production_problems()
+    if problems:
+        raise InsecureConfiguration("refusing to start in production: " + "; ".join(problems) + ".")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

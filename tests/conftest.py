@@ -1,0 +1,131 @@
+"""Shared fixtures: the real PostgreSQL, Redis and Rasa started by scripts/test.sh, and the app on them.
+
+Every service comes from an INFOOPT_TEST_* variable that scripts/test.sh sets. A test that needs a
+service which is not configured FAILS with the reason — it never skips silently.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from infoopt import db
+from infoopt.app import create_app
+from infoopt.settings import Environment, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def required_env(name: str) -> str:
+    """The value of a test service variable, or a loud failure telling how to get one."""
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: run the suite with ./scripts/test.sh, which starts the service")
+    return value
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    return required_env("INFOOPT_TEST_DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return required_env("INFOOPT_TEST_REDIS_URL")
+
+
+@pytest.fixture(scope="session")
+def rasa_url() -> str:
+    return required_env("INFOOPT_TEST_RASA_URL")
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    path = required_env("INFOOPT_TEST_CHROMIUM")
+    if not Path(path).exists():
+        pytest.fail(f"INFOOPT_TEST_CHROMIUM={path} does not exist: install Debian's chromium")
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+async def migrated_postgres(postgres_url: str) -> AsyncIterator[str]:
+    """The test database, emptied and migrated to head once per session."""
+    engine = db.create_engine(postgres_url)
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP SCHEMA public CASCADE"))
+        await connection.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+    await db.upgrade_async(postgres_url)
+    yield postgres_url
+
+
+@pytest.fixture(scope="session")
+async def pg_engine(migrated_postgres: str) -> AsyncIterator[AsyncEngine]:
+    engine = db.create_engine(migrated_postgres)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def session(pg_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session inside a transaction that is rolled back after the test, whatever it committed."""
+    async with pg_engine.connect() as connection:
+        outer = await connection.begin()
+        session = AsyncSession(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        try:
+            yield session
+        finally:
+            await session.close()
+            await outer.rollback()
+
+
+@pytest.fixture(scope="session")
+def settings(migrated_postgres: str, redis_url: str, data_dir: Path) -> Settings:
+    """The app's settings on the real PostgreSQL and Redis, with the embedded NLU."""
+    return Settings(
+        env=Environment.TEST,
+        database_url=migrated_postgres,
+        redis_url=redis_url,
+        rasa_url=None,
+        data_dir=data_dir,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """One application for the session, with its lifespan running."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No INFOOPT_/TELEGRAM_/TWILIO_ variables from the caller leak into a settings test."""
+    for name in list(os.environ):
+        if name.startswith(("INFOOPT_", "TELEGRAM_", "TWILIO_")) and not name.startswith("INFOOPT_TEST_"):
+            monkeypatch.delenv(name)
+    yield
