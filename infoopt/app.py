@@ -10,13 +10,16 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
-from infoopt import db
+from infoopt import auth, db
 from infoopt.errors import install_error_handlers
 from infoopt.metrics import metrics_response, record_request
 from infoopt.redis_store import is_in_process
 from infoopt.services import Services
 from infoopt.settings import Settings, check_production, get_settings
+from infoopt.web import STATIC_DIR
+from knowledge_base import routes as kb_routes
 
 READINESS_TIMEOUT_SECONDS = 3.0
 
@@ -79,6 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
         )
     install_error_handlers(app)
+    app.add_exception_handler(auth.NotSignedIn, auth.not_signed_in)  # type: ignore[arg-type]
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(auth.router)
+    app.include_router(kb_routes.api)
+    app.include_router(kb_routes.admin)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

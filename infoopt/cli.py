@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-from typing import Annotated
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt import db
+from infoopt.kb_events import announce_publish
 from infoopt.logs import configure_logging, uvicorn_log_config
+from infoopt.redis_store import create_redis
 from infoopt.settings import InsecureConfiguration, Settings, check_production, get_settings
+from infoopt.staff import Role, StaffUser, UsernameTaken, WeakPassword, create_user
+from knowledge_base import service as kb
+from knowledge_base.files import ARTICLES_DIR, ArticleFileError
+from knowledge_base.topics import catalogue
+from tickets.models import PidOffice
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="INFO.OPT infoline: bot, voice line and consultants' ticket desk.",
@@ -78,6 +92,111 @@ def serve(
         log_config=uvicorn_log_config(settings.log_level, as_json=settings.log_json),
         proxy_headers=True,
     )
+
+
+kb_app = typer.Typer(
+    help="The knowledge base: load the article files, write them back.", no_args_is_help=True
+)
+users_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+app.add_typer(users_app, name="users")
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(work)
+
+
+async def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one transaction on a migrated database."""
+    await db.upgrade_async(settings.database_url)
+    engine = db.create_engine(settings.database_url)
+    try:
+        async with db.transaction(db.session_factory(engine)) as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+async def _announce_all(settings: Settings, topic_ids: list[str]) -> None:
+    """Tell running workers that these topics changed (a no-op without Redis: no other process to tell)."""
+    if not settings.redis_url:
+        return
+    redis = create_redis(settings.redis_url)
+    try:
+        for topic_id in topic_ids:
+            await announce_publish(redis, topic_id)
+    finally:
+        await redis.aclose()
+
+
+@kb_app.command("sync")
+def kb_sync(
+    directory: Annotated[Path, typer.Option("--dir", help="Article files to load")] = ARTICLES_DIR,
+    actor: Annotated[str, typer.Option(help="Recorded as the author in the audit trail")] = "kb-sync",
+) -> None:
+    """Load the article files; every file that differs from what is served becomes a published revision."""
+    settings = _settings()
+    if not directory.is_dir():
+        typer.echo(f"no article directory at {directory}", err=True)
+        raise typer.Exit(2)
+    try:
+        report = _run(_with_session(settings, lambda s: kb.sync_from_files(s, directory, actor=actor)))
+    except ArticleFileError as error:
+        typer.echo(f"not loaded: {error}", err=True)
+        raise typer.Exit(1) from error
+    _run(_announce_all(settings, list(catalogue().topic_ids)))
+    typer.echo(f"published {report.created} new revision(s); {report.unchanged} article(s) unchanged")
+    for problem in report.problems:
+        typer.echo(f"skipped {problem}", err=True)
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@kb_app.command("export")
+def kb_export(
+    directory: Annotated[Path, typer.Option("--dir", help="Where to write the article files")] = ARTICLES_DIR,
+) -> None:
+    """Write every published revision back to article files (to review admin edits as a diff)."""
+    settings = _settings()
+    count = _run(_with_session(settings, lambda s: kb.export_to_files(s, directory)))
+    typer.echo(f"wrote {count} article file(s) to {directory}")
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Option(help="Sign-in name")],
+    role: Annotated[Role, typer.Option(help="admin, supervisor or consultant")],
+    office: Annotated[str | None, typer.Option(help="PID point code, e.g. KRK-RONDO")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+) -> None:
+    """Create a staff account; the password is asked for (or read from stdin), never taken as an argument."""
+    settings = _settings()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def create(session: AsyncSession) -> StaffUser:
+        if office is not None:
+            found = (await session.exec(select(PidOffice).where(PidOffice.code == office))).first()
+            if found is None:
+                raise UnknownOffice(f"unknown office {office!r}")
+        return await create_user(session, username=username, password=password, role=role, office_code=office)
+
+    try:
+        user = _run(_with_session(settings, create))
+    except (UsernameTaken, WeakPassword, UnknownOffice) as error:
+        typer.echo(f"not created: {error}", err=True)
+        raise typer.Exit(1) from error
+    typer.echo(
+        f"created {user.role} {user.username}" + (f" at {user.office_code}" if user.office_code else "")
+    )
+
+
+class UnknownOffice(ValueError):
+    """The office code names no PID point."""
 
 
 if __name__ == "__main__":

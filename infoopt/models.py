@@ -1,5 +1,15 @@
 """Every table the service owns, imported in one place so migrations see the whole schema."""
 
+from infoopt.staff import StaffSession, StaffUser
+from knowledge_base.models import Article, ArticleRevision, AuditEntry, BotFailure
 from tickets.models import PidOffice
 
-__all__ = ["PidOffice"]
+__all__ = [
+    "Article",
+    "ArticleRevision",
+    "AuditEntry",
+    "BotFailure",
+    "PidOffice",
+    "StaffSession",
+    "StaffUser",
+]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -14,8 +16,11 @@ from bot.nlu.embedded import EmbeddedEngine
 from bot.nlu.engine import FallbackEngine, NluEngine, NluUnavailable
 from bot.nlu.rasa import RasaEngine
 from infoopt import db
+from infoopt.kb_events import listen_for_publishes
 from infoopt.redis_store import create_redis
 from infoopt.settings import Settings
+from knowledge_base import service as kb
+from knowledge_base.cache import PublishedCache
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +71,41 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis
     nlu: NluEngine
+    kb_cache: PublishedCache
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
         """Connect to the database and Redis and load the NLU engines."""
         engine = db.create_engine(settings.database_url)
+        sessions = db.session_factory(engine)
         embedded = await asyncio.to_thread(build_embedded, settings)
-        return cls(
+
+        async def load_published(topic_id: str, language: str) -> kb.PublishedArticle | None:
+            async with sessions() as session:
+                return await kb.get_published(session, topic_id, language)
+
+        services = cls(
             settings=settings,
             engine=engine,
-            sessions=db.session_factory(engine),
+            sessions=sessions,
             redis=create_redis(settings.redis_url),
             nlu=build_nlu(settings, embedded),
+            kb_cache=PublishedCache(load_published),
         )
+        listening = asyncio.Event()
+        services.spawn(listen_for_publishes(services.redis, services.kb_cache, listening))
+        try:
+            await asyncio.wait_for(listening.wait(), timeout=5)
+        except TimeoutError:
+            log.warning("kb.listener_slow_to_subscribe")
+        return services
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run background work for the life of the process."""
+        task = asyncio.create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     async def close(self) -> None:
         """Stop background work and release every connection."""

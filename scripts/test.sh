@@ -71,16 +71,16 @@ pg_run=()
 if [ "$(id -u)" -eq 0 ]; then
     # PostgreSQL refuses to run as root; its Debian package brings the postgres user.
     id postgres >/dev/null 2>&1 || as_root useradd --system --home-dir "$work" postgres
-    mkdir -p "$work/pg" "$work/pgsock"; chown postgres "$work/pg" "$work/pgsock"
+    mkdir -p "$work/pg" "$work/pgsock" "$work/pglog"; chown postgres "$work/pg" "$work/pgsock" "$work/pglog"
     pg_run=(runuser -u postgres --)
 else
-    mkdir -p "$work/pg" "$work/pgsock"
+    mkdir -p "$work/pg" "$work/pgsock" "$work/pglog"
 fi
 "${pg_run[@]}" "$pg_bin/initdb" -D "$work/pg" --username=infoopt --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$work/initdb.log" 2>&1 \
     || { cat "$work/initdb.log"; fail "initdb"; }
-"${pg_run[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w -t 60 \
+"${pg_run[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pglog/pg.log" -w -t 60 \
     -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $work/pgsock -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start >/dev/null \
-    || { cat "$work/pg.log"; fail "PostgreSQL did not start"; }
+    || { cat "$work/pglog/pg.log"; fail "PostgreSQL did not start"; }
 "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U infoopt infoopt_test || fail "createdb"
 export INFOOPT_TEST_DATABASE_URL="postgresql://infoopt@127.0.0.1:$pg_port/infoopt_test"
 

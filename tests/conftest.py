@@ -129,3 +129,75 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if name.startswith(("INFOOPT_", "TELEGRAM_", "TWILIO_")) and not name.startswith("INFOOPT_TEST_"):
             monkeypatch.delenv(name)
     yield
+
+
+@pytest.fixture(scope="session")
+async def synced_kb(pg_engine: AsyncEngine) -> None:
+    """The 144 seed articles, published in the test database (committed, once per session)."""
+    from knowledge_base.files import ARTICLES_DIR
+    from knowledge_base.service import sync_from_files
+
+    async with db.transaction(db.session_factory(pg_engine)) as session:
+        report = await sync_from_files(session, ARTICLES_DIR)
+    assert report.problems == []
+
+
+@pytest.fixture(scope="session")
+async def staff_accounts(pg_engine: AsyncEngine) -> dict[str, str]:
+    """An admin and a consultant; returns username -> password."""
+    from infoopt.staff import Role, create_user
+
+    accounts = {"anna.admin": ("admin", "Admin-password-2026"), "kasia.konsultant": ("consultant", "Consultant-pass-2026")}
+    async with db.transaction(db.session_factory(pg_engine)) as session:
+        for username, (role, password) in accounts.items():
+            await create_user(session, username=username, password=password, role=Role(role), office_code="KRK-RONDO")
+    return {username: password for username, (_role, password) in accounts.items()}
+
+
+async def sign_in(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
+    """Fill the real sign-in form: fetch it (for the CSRF cookie), then post it."""
+    import re
+
+    form = await client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token is not None
+    return await client.post(
+        "/login", data={"username": username, "password": password, "csrf_token": token.group(1), "next": "/admin/kb"}
+    )
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, synced_kb: None) -> Iterator[str]:
+    """The app under uvicorn on a loopback port, in a thread, for the browser tests."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the live server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]

@@ -49,7 +49,10 @@ def build_pipeline() -> Pipeline:
             (
                 "words",
                 TfidfVectorizer(
-                    analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b",  # noqa: S106
+                    analyzer="word",
+                    ngram_range=(1, 2),
+                    sublinear_tf=True,
+                    token_pattern=r"(?u)\b\w+\b",  # noqa: S106
                 ),
             ),
         ]

@@ -67,7 +67,7 @@ def upgrade() -> None:
         sa.Column("address", sa.String(length=200), nullable=False),
         sa.Column("hours", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()),
-        sa.Column("updated_at", sa.DateTime(), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_pid_office_code", "pid_office", ["code"], unique=True)
     op.bulk_insert(table, [{**row, "active": True} for row in SEED])

@@ -1,0 +1,190 @@
+"""Staff sign-in for the web pages: session cookie, CSRF protection and role checks."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from infoopt.deps import SessionDep
+from infoopt.errors import DomainError
+from infoopt.staff import (
+    Role,
+    SignInFailed,
+    StaffSession,
+    StaffUser,
+    authenticate,
+    end_session,
+    session_for_token,
+    start_session,
+)
+from infoopt.web import templates
+
+SESSION_COOKIE = "infoopt_session"
+LOGIN_CSRF_COOKIE = "infoopt_login_csrf"
+
+
+class NotSignedIn(DomainError):
+    status_code = 401
+    code = "not_signed_in"
+
+
+class NotAllowed(DomainError):
+    status_code = 403
+    code = "forbidden"
+
+
+class CsrfRejected(DomainError):
+    status_code = 403
+    code = "csrf_rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Staff:
+    """The signed-in person behind a request."""
+
+    user: StaffUser
+    session: StaffSession
+
+    @property
+    def username(self) -> str:
+        return self.user.username
+
+    @property
+    def csrf_token(self) -> str:
+        return self.session.csrf_token
+
+
+def _secure_cookies(request: Request) -> bool:
+    settings = request.app.state.settings
+    return bool(settings.is_production or (settings.public_url or "").startswith("https://"))
+
+
+async def current_staff(request: Request, session: SessionDep) -> Staff:
+    """The signed-in staff member; pages redirect to the sign-in form, the API answers 401."""
+    found = await session_for_token(session, request.cookies.get(SESSION_COOKIE, ""))
+    if found is None:
+        raise NotSignedIn("sign in first")
+    user, record = found
+    return Staff(user, record)
+
+
+def require_roles(*roles: Role) -> object:
+    """A dependency admitting only the given roles."""
+
+    async def check(staff: Annotated[Staff, Depends(current_staff)]) -> Staff:
+        if staff.user.role not in roles:
+            raise NotAllowed(f"this needs the role {' or '.join(roles)}")
+        return staff
+
+    return Depends(check)
+
+
+def check_csrf(staff: Staff, submitted: str | None) -> None:
+    """A state-changing form must carry the session's CSRF token."""
+    if not submitted or not hmac.compare_digest(submitted, staff.csrf_token):
+        raise CsrfRejected("the form expired or did not come from this site; reload the page and try again")
+
+
+CurrentStaff = Annotated[Staff, Depends(current_staff)]
+CurrentAdmin = Annotated[Staff, require_roles(Role.ADMIN)]
+CurrentKnowledgeReader = Annotated[Staff, require_roles(Role.ADMIN, Role.SUPERVISOR, Role.CONSULTANT)]
+
+router = APIRouter(tags=["staff sign-in"], include_in_schema=False)
+
+
+async def not_signed_in(request: Request, error: NotSignedIn) -> Response:
+    """Pages send the browser to the sign-in form; the API answers 401."""
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": error.code, "detail": str(error)}, status_code=401)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
+def _login_page(
+    request: Request, *, error: str | None = None, username: str = "", status: int = 200
+) -> Response:
+    token = secrets.token_urlsafe(24)
+    response = templates.TemplateResponse(
+        request,
+        "login.html",
+        {
+            "csrf_token": token,
+            "error": error,
+            "username": username,
+            "next": request.query_params.get("next", ""),
+        },
+        status_code=status,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=_secure_cookies(request),
+        max_age=3600,
+    )
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request) -> Response:
+    """The sign-in form."""
+    return _login_page(request)
+
+
+def _safe_next(target: str) -> str:
+    # Only paths on this site: never an absolute or protocol-relative URL.
+    return target if target.startswith("/") and not target.startswith("//") else "/admin/kb"
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    session: SessionDep,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=512)],
+    csrf_token: Annotated[str, Form(max_length=64)],
+    next: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    """Check the credentials and start a session."""
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(expected, csrf_token):
+        return _login_page(
+            request, error="The form expired. Please try again.", username=username, status=403
+        )
+    try:
+        user = await authenticate(session, username=username, password=password)
+    except SignInFailed:
+        await session.commit()  # keep the failure count even though the request fails
+        return _login_page(
+            request,
+            error="Wrong username or password, or the account is locked for a while.",
+            username=username,
+            status=401,
+        )
+    token, _record = await start_session(session, user)
+    await session.commit()
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE, token, httponly=True, samesite="lax", secure=_secure_cookies(request), max_age=36000
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    return response
+
+
+@router.post("/logout")
+async def logout(
+    request: Request, session: SessionDep, staff: CurrentStaff, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    """End the session."""
+    check_csrf(staff, csrf_token)
+    await end_session(session, request.cookies.get(SESSION_COOKIE, ""))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response

@@ -1,0 +1,177 @@
+"""Staff accounts (admins, supervisors, consultants), sign-in with lockout, and server-side sessions."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Column
+from sqlmodel import Field, SQLModel, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from infoopt.clock import utcnow
+from infoopt.columns import enum_column
+from infoopt.errors import DomainError
+
+MAX_FAILED_SIGN_INS = 5
+LOCKOUT = timedelta(minutes=15)
+SESSION_LIFETIME = timedelta(hours=10)  # one working day; consultants sign in each morning
+MIN_PASSWORD_LENGTH = 12
+
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so both failures take the same time.
+_DUMMY_HASH = _hasher.hash("not-a-real-password-" + secrets.token_hex(8))
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    SUPERVISOR = "supervisor"
+    CONSULTANT = "consultant"
+
+
+class StaffUser(SQLModel, table=True):
+    __tablename__ = "staff_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    password_hash: str = Field(max_length=200)
+    role: Role = Field(sa_column=Column(enum_column(Role), nullable=False))
+    office_code: str | None = Field(default=None, max_length=32, foreign_key="pid_office.code")
+    active: bool = True
+    failed_sign_ins: int = 0
+    locked_until: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    last_sign_in_at: datetime | None = None
+
+
+class StaffSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random token; only its hash is stored."""
+
+    __tablename__ = "staff_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    user_id: int = Field(foreign_key="staff_user.id", index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+
+
+class UsernameTaken(DomainError):
+    code = "username_taken"
+
+
+class WeakPassword(DomainError):
+    status_code = 422
+    code = "weak_password"
+
+
+class SignInFailed(DomainError):
+    """Wrong username or password, or a locked or disabled account: one message for all."""
+
+    status_code = 401
+    code = "sign_in_failed"
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_user(
+    session: AsyncSession, *, username: str, password: str, role: Role, office_code: str | None = None
+) -> StaffUser:
+    """Add a staff account with an argon2 hash of the password."""
+    username = username.strip().lower()
+    if not username or len(username) > 64:
+        raise WeakPassword("the username must have 1 to 64 characters")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise WeakPassword(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if (await session.exec(select(StaffUser).where(StaffUser.username == username))).first():
+        raise UsernameTaken(f"the username {username!r} is taken")
+    user = StaffUser(
+        username=username, password_hash=_hasher.hash(password), role=role, office_code=office_code
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def authenticate(session: AsyncSession, *, username: str, password: str) -> StaffUser:
+    """The user for these credentials; counts failures and locks the account after too many."""
+    now = utcnow()
+    user = (
+        await session.exec(select(StaffUser).where(StaffUser.username == username.strip().lower()))
+    ).first()
+    if user is None:
+        with contextlib.suppress(VerificationError):
+            _hasher.verify(_DUMMY_HASH, password)
+        raise SignInFailed("wrong username or password")
+    if not user.active or (user.locked_until is not None and user.locked_until > now):
+        raise SignInFailed("wrong username or password, or the account is locked; try again later")
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        user.failed_sign_ins += 1
+        if user.failed_sign_ins >= MAX_FAILED_SIGN_INS:
+            user.locked_until = now + LOCKOUT
+            user.failed_sign_ins = 0
+        session.add(user)
+        await session.flush()
+        raise SignInFailed("wrong username or password") from None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    user.failed_sign_ins = 0
+    user.locked_until = None
+    user.last_sign_in_at = now
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def start_session(session: AsyncSession, user: StaffUser) -> tuple[str, StaffSession]:
+    """A new session for the user: the cookie token (shown once) and its stored record."""
+    assert user.id is not None
+    token = secrets.token_urlsafe(32)
+    record = StaffSession(
+        token_hash=_token_hash(token),
+        user_id=user.id,
+        csrf_token=secrets.token_urlsafe(24),
+        expires_at=utcnow() + SESSION_LIFETIME,
+    )
+    session.add(record)
+    await session.flush()
+    return token, record
+
+
+async def session_for_token(session: AsyncSession, token: str) -> tuple[StaffUser, StaffSession] | None:
+    """The active user and session behind a cookie token, or None."""
+    if not token:
+        return None
+    found = (
+        await session.exec(
+            select(StaffUser, StaffSession)
+            .join(StaffSession, StaffSession.user_id == StaffUser.id)  # type: ignore[arg-type]
+            .where(StaffSession.token_hash == _token_hash(token))
+        )
+    ).first()
+    if found is None:
+        return None
+    user, record = found
+    if record.expires_at <= utcnow() or not user.active:
+        return None
+    return user, record
+
+
+async def end_session(session: AsyncSession, token: str) -> None:
+    """Sign out: the token stops working at once."""
+    record = (
+        await session.exec(select(StaffSession).where(StaffSession.token_hash == _token_hash(token)))
+    ).first()
+    if record is not None:
+        await session.delete(record)
+        await session.flush()

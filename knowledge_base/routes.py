@@ -1,0 +1,520 @@
+"""Knowledge-base HTTP: the public article API, search, and the admin editor pages."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+from sqlmodel import col, select
+
+from infoopt.auth import CurrentAdmin, CurrentKnowledgeReader, check_csrf
+from infoopt.clock import utcnow
+from infoopt.deps import KbCacheDep, RedisDep, SessionDep
+from infoopt.errors import DomainError, NotFound
+from infoopt.kb_events import announce_publish
+from infoopt.web import templates
+from knowledge_base import service as kb
+from knowledge_base.backlog import as_training_examples, group_failures, resolve_failures
+from knowledge_base.files import ArticleDocument, ArticleFileError
+from knowledge_base.markdown import render_markdown
+from knowledge_base.models import AuditEntry, RevisionStatus
+from knowledge_base.topics import LANGUAGES, catalogue
+
+api = APIRouter(prefix="/api/v1/kb", tags=["knowledge base"])
+admin = APIRouter(prefix="/admin", include_in_schema=False)
+
+LANGUAGE_NAMES = {"pl": "polski", "uk": "українська", "ru": "русский", "en": "English"}
+
+
+class ArticleOut(BaseModel):
+    """A published article in one language."""
+
+    topic_id: str
+    language: str
+    title: str
+    short_answer: str
+    body: str
+    sources: list[str]
+    legal_basis: str | None
+    verified_on: date
+    valid_until: date | None
+    revision: int
+    stale: bool = Field(description="the Polish master changed and this language awaits re-verification")
+    expired: bool = Field(description="past valid_until: not to be presented as current information")
+
+
+class SearchHitOut(BaseModel):
+    topic_id: str
+    language: str
+    title: str
+    short_answer: str
+    score: float
+
+
+def article_out(article: kb.PublishedArticle, *, today: date) -> ArticleOut:
+    return ArticleOut(
+        topic_id=article.topic_id,
+        language=article.language,
+        title=article.title,
+        short_answer=article.short_answer,
+        body=article.body,
+        sources=list(article.sources),
+        legal_basis=article.legal_basis,
+        verified_on=article.verified_on,
+        valid_until=article.valid_until,
+        revision=article.revision_number,
+        stale=article.stale,
+        expired=article.expired(today),
+    )
+
+
+@api.get(
+    "/articles/{topic_id}",
+    response_model=ArticleOut,
+    responses={404: {"description": "unknown topic or language, or nothing published"}},
+)
+async def get_article(
+    topic_id: str,
+    cache: KbCacheDep,
+    language: Annotated[str, Query(description="pl, uk, ru or en", max_length=8)],
+) -> ArticleOut:
+    """The published article for a topic in one language."""
+    if catalogue().topic(topic_id) is None:
+        raise NotFound(f"unknown topic {topic_id!r}")
+    if language not in LANGUAGES:
+        raise NotFound(f"unknown language {language!r}; use one of {', '.join(LANGUAGES)}")
+    article = await cache.get(topic_id, language)
+    if article is None:
+        raise NotFound(f"nothing is published for {topic_id} in {language}")
+    return article_out(article, today=utcnow().date())
+
+
+@api.get("/search", response_model=list[SearchHitOut])
+async def search(
+    session: SessionDep,
+    _staff: CurrentKnowledgeReader,
+    q: Annotated[str, Query(min_length=2, max_length=200)],
+    language: Annotated[str | None, Query(max_length=8)] = None,
+) -> list[SearchHitOut]:
+    """Full-text search over published answers (staff only)."""
+    if language is not None and language not in LANGUAGES:
+        raise NotFound(f"unknown language {language!r}")
+    hits = await kb.search_published(session, q, language=language)
+    return [SearchHitOut(**asdict(hit)) for hit in hits]
+
+
+# --- admin pages -------------------------------------------------------------------------------
+
+
+def _page(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> Response:
+    return templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def _known(topic_id: str, language: str) -> None:
+    if catalogue().topic(topic_id) is None or language not in LANGUAGES:
+        raise NotFound(f"unknown article {topic_id}/{language}")
+
+
+@admin.get("/kb", response_class=HTMLResponse)
+async def matrix_page(request: Request, session: SessionDep, staff: CurrentAdmin) -> Response:
+    """Every topic in every language: published, stale, missing or expired."""
+    cells = await kb.matrix(session, today=utcnow().date())
+    counts: dict[str, int] = {}
+    for cell in cells.values():
+        counts[cell.state] = counts.get(cell.state, 0) + 1
+    groups: dict[str, list[str]] = {}
+    for topic in catalogue().topics:
+        groups.setdefault(topic.group, []).append(topic.id)
+    return _page(
+        request,
+        "kb_matrix.html",
+        {"staff": staff, "cells": cells, "groups": groups, "languages": LANGUAGES, "counts": counts},
+    )
+
+
+@admin.get("/kb/{topic_id}/{language}", response_class=HTMLResponse)
+async def article_page(
+    request: Request, topic_id: str, language: str, session: SessionDep, staff: CurrentAdmin
+) -> Response:
+    """One article: what is served, its revisions and what can be done with them."""
+    _known(topic_id, language)
+    published = await kb.get_published(session, topic_id, language)
+    article = await kb.get_article(session, topic_id, language)
+    revisions = await kb.revisions_of(session, topic_id, language)
+    audit_entries = (
+        await session.exec(
+            select(AuditEntry)
+            .where(AuditEntry.object_id == f"{topic_id}/{language}")
+            .order_by(col(AuditEntry.at).desc(), col(AuditEntry.id).desc())
+            .limit(50)
+        )
+    ).all()
+    return _page(
+        request,
+        "kb_article.html",
+        {
+            "staff": staff,
+            "topic": catalogue().topic(topic_id),
+            "language": language,
+            "language_name": LANGUAGE_NAMES[language],
+            "languages": LANGUAGES,
+            "published": published,
+            "published_html": render_markdown(published.body) if published else "",
+            "expired": published.expired(utcnow().date()) if published else False,
+            "article": article,
+            "revisions": revisions,
+            "audit": audit_entries,
+            "master": kb.MASTER_LANGUAGE,
+        },
+    )
+
+
+def _form_values(revision: Any | None, published: kb.PublishedArticle | None) -> dict[str, Any]:
+    source = revision or published
+    if source is None:
+        return {
+            "title": "",
+            "short_answer": "",
+            "body": "",
+            "sources": "",
+            "legal_basis": "",
+            "verified_on": utcnow().date().isoformat(),
+            "valid_until": "",
+            "note": "",
+        }
+    return {
+        "title": source.title,
+        "short_answer": source.short_answer,
+        "body": source.body,
+        "sources": "\n".join(source.sources),
+        "legal_basis": source.legal_basis or "",
+        "verified_on": source.verified_on.isoformat(),
+        "valid_until": source.valid_until.isoformat() if source.valid_until else "",
+        "note": "",
+    }
+
+
+@admin.get("/kb/{topic_id}/{language}/edit", response_class=HTMLResponse)
+async def edit_page(
+    request: Request,
+    topic_id: str,
+    language: str,
+    session: SessionDep,
+    staff: CurrentAdmin,
+    revision: Annotated[int | None, Query()] = None,
+) -> Response:
+    """The editor, filled from a chosen revision, else the newest draft, else what is published."""
+    _known(topic_id, language)
+    revisions = await kb.revisions_of(session, topic_id, language)
+    chosen = None
+    if revision is not None:
+        chosen = next((r for r in revisions if r.id == revision), None)
+        if chosen is None:
+            raise NotFound(f"no revision {revision} of {topic_id}/{language}")
+    else:
+        chosen = next(
+            (r for r in revisions if r.status in (RevisionStatus.DRAFT, RevisionStatus.IN_REVIEW)), None
+        )
+    published = await kb.get_published(session, topic_id, language)
+    master = None
+    if language != kb.MASTER_LANGUAGE:
+        master = await kb.get_published(session, topic_id, kb.MASTER_LANGUAGE)
+    return _page(
+        request,
+        "kb_edit.html",
+        {
+            "staff": staff,
+            "topic": catalogue().topic(topic_id),
+            "language": language,
+            "language_name": LANGUAGE_NAMES[language],
+            "values": _form_values(chosen, published),
+            "errors": [],
+            "based_on": chosen,
+            "master": master,
+            "limit": 400,
+        },
+    )
+
+
+def _parse_date(value: str, field: str, errors: list[str]) -> date | None:
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        errors.append(f"{field}: use the form YYYY-MM-DD")
+        return None
+
+
+@admin.post("/kb/{topic_id}/{language}/edit", response_class=HTMLResponse)
+async def save_edit(
+    request: Request,
+    topic_id: str,
+    language: str,
+    session: SessionDep,
+    redis: RedisDep,
+    cache: KbCacheDep,
+    staff: CurrentAdmin,
+    csrf_token: Annotated[str, Form(max_length=64)] = "",
+    action: Annotated[str, Form(max_length=16)] = "draft",
+    title: Annotated[str, Form(max_length=300)] = "",
+    short_answer: Annotated[str, Form(max_length=2000)] = "",
+    body: Annotated[str, Form(max_length=50_000)] = "",
+    sources: Annotated[str, Form(max_length=5000)] = "",
+    legal_basis: Annotated[str, Form(max_length=1000)] = "",
+    verified_on: Annotated[str, Form(max_length=20)] = "",
+    valid_until: Annotated[str, Form(max_length=20)] = "",
+    note: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """Save a new draft (or submit it, or publish it). Nothing typed is lost when something is wrong."""
+    _known(topic_id, language)
+    check_csrf(staff, csrf_token)
+    errors: list[str] = []
+    verified = _parse_date(verified_on, "verified on", errors)
+    until = _parse_date(valid_until, "valid until", errors)
+    if verified is None and not errors:
+        errors.append("verified on: the date you checked the text against its sources is required")
+    if action not in ("draft", "review", "publish"):
+        errors.append("unknown action")
+    values = {
+        "title": title,
+        "short_answer": short_answer,
+        "body": body,
+        "sources": sources,
+        "legal_basis": legal_basis,
+        "verified_on": verified_on,
+        "valid_until": valid_until,
+        "note": note,
+    }
+    revision = None
+    if not errors and verified is not None:
+        document = ArticleDocument(
+            topic_id=topic_id,
+            language=language,
+            title=title.strip(),
+            short_answer=" ".join(short_answer.split()),
+            body=body.replace("\r\n", "\n").strip() + "\n",
+            sources=tuple(line.strip() for line in sources.splitlines() if line.strip()),
+            legal_basis=legal_basis.strip() or None,
+            verified_on=verified,
+            valid_until=until,
+        )
+        errors.extend(document.problems())
+        if action == "publish" and not note.strip():
+            errors.append("say in a few words why you publish this change (it goes to the audit trail)")
+        if not errors:
+            try:
+                revision = await kb.create_draft(
+                    session, document, actor=staff.username, note=note.strip() or None
+                )
+                assert revision.id is not None
+                if action == "review":
+                    await kb.submit_for_review(session, revision.id, actor=staff.username, note=note or None)
+                elif action == "publish":
+                    await kb.publish_revision(session, revision.id, actor=staff.username, note=note)
+            except (DomainError, ArticleFileError) as error:
+                errors.append(str(error))
+                await session.rollback()
+    if errors:
+        master = None
+        if language != kb.MASTER_LANGUAGE:
+            master = await kb.get_published(session, topic_id, kb.MASTER_LANGUAGE)
+        return _page(
+            request,
+            "kb_edit.html",
+            {
+                "staff": staff,
+                "topic": catalogue().topic(topic_id),
+                "language": language,
+                "language_name": LANGUAGE_NAMES[language],
+                "values": values,
+                "errors": errors,
+                "based_on": None,
+                "master": master,
+                "limit": 400,
+            },
+            status_code=422,
+        )
+    await session.commit()
+    if action == "publish":
+        await _announce(redis, cache, topic_id, language)
+    return RedirectResponse(f"/admin/kb/{topic_id}/{language}", status_code=303)
+
+
+async def _announce(redis: RedisDep, cache: KbCacheDep, topic_id: str, language: str) -> None:
+    # A Polish publish changes the other languages' stale flags too.
+    scope = None if language == kb.MASTER_LANGUAGE else language
+    cache.invalidate(topic_id, scope)
+    await announce_publish(redis, topic_id, scope)
+
+
+@admin.post("/kb/preview", response_class=JSONResponse)
+async def preview(
+    staff: CurrentAdmin,
+    csrf_token: Annotated[str, Form(max_length=64)] = "",
+    body: Annotated[str, Form(max_length=50_000)] = "",
+) -> JSONResponse:
+    """The Markdown body as the bot's web pages will show it (sanitised)."""
+    check_csrf(staff, csrf_token)
+    return JSONResponse({"html": render_markdown(body)})
+
+
+@admin.post("/kb/revisions/{revision_id}/{operation}")
+async def revision_operation(
+    revision_id: int,
+    operation: str,
+    session: SessionDep,
+    redis: RedisDep,
+    cache: KbCacheDep,
+    staff: CurrentAdmin,
+    csrf_token: Annotated[str, Form(max_length=64)] = "",
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """Submit for review, publish, withdraw or roll back to a revision."""
+    check_csrf(staff, csrf_token)
+    _revision, article = await kb.get_revision(session, revision_id)
+    actor = staff.username
+    if operation == "submit":
+        await kb.submit_for_review(session, revision_id, actor=actor, note=reason or None)
+    elif operation == "publish":
+        await kb.publish_revision(session, revision_id, actor=actor, note=reason or None)
+    elif operation == "archive":
+        await kb.archive_revision(session, revision_id, actor=actor, note=reason or None)
+    elif operation == "rollback":
+        await kb.rollback_to(session, revision_id, actor=actor, reason=reason)
+    else:
+        raise NotFound(f"unknown operation {operation!r}")
+    await session.commit()
+    if operation in ("publish", "rollback"):
+        await _announce(redis, cache, article.topic_id, article.language)
+    return RedirectResponse(f"/admin/kb/{article.topic_id}/{article.language}", status_code=303)
+
+
+@admin.post("/kb/{topic_id}/{language}/verify")
+async def verify(
+    topic_id: str,
+    language: str,
+    session: SessionDep,
+    redis: RedisDep,
+    cache: KbCacheDep,
+    staff: CurrentAdmin,
+    csrf_token: Annotated[str, Form(max_length=64)] = "",
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """Confirm a stale translation still says what the Polish master says."""
+    _known(topic_id, language)
+    check_csrf(staff, csrf_token)
+    await kb.verify_translation(session, topic_id, language, actor=staff.username, note=reason or None)
+    await session.commit()
+    await _announce(redis, cache, topic_id, language)
+    return RedirectResponse(f"/admin/kb/{topic_id}/{language}", status_code=303)
+
+
+@admin.get("/kb/{topic_id}/{language}/diff", response_class=HTMLResponse)
+async def diff_page(
+    request: Request,
+    topic_id: str,
+    language: str,
+    session: SessionDep,
+    staff: CurrentAdmin,
+    from_: Annotated[int, Query(alias="from")],
+    to: Annotated[int, Query()],
+) -> Response:
+    """What changed between two revisions."""
+    _known(topic_id, language)
+    lines = await kb.diff_revisions(session, from_, to)
+    return _page(
+        request,
+        "kb_diff.html",
+        {"staff": staff, "topic": catalogue().topic(topic_id), "language": language, "lines": lines},
+    )
+
+
+@admin.get("/audit", response_class=HTMLResponse)
+async def audit_page(
+    request: Request,
+    session: SessionDep,
+    staff: CurrentAdmin,
+    actor: Annotated[str | None, Query(max_length=64)] = None,
+    object_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """The audit trail, newest first."""
+    statement = select(AuditEntry).order_by(col(AuditEntry.at).desc(), col(AuditEntry.id).desc()).limit(200)
+    if actor:
+        statement = statement.where(AuditEntry.actor == actor)
+    if object_id:
+        statement = statement.where(AuditEntry.object_id == object_id)
+    entries = (await session.exec(statement)).all()
+    return _page(
+        request, "audit.html", {"staff": staff, "entries": entries, "actor": actor, "object_id": object_id}
+    )
+
+
+@admin.get("/kb-search", response_class=HTMLResponse)
+async def search_page(
+    request: Request,
+    session: SessionDep,
+    staff: CurrentKnowledgeReader,
+    q: Annotated[str, Query(max_length=200)] = "",
+    language: Annotated[str, Query(max_length=8)] = "",
+) -> Response:
+    """Search the published answers in every language."""
+    hits = await kb.search_published(session, q, language=language or None) if len(q.strip()) >= 2 else []
+    return _page(
+        request,
+        "kb_search.html",
+        {"staff": staff, "q": q, "language": language, "languages": LANGUAGES, "hits": hits},
+    )
+
+
+@admin.get("/kb-backlog", response_class=HTMLResponse)
+async def backlog_page(request: Request, session: SessionDep, staff: CurrentAdmin) -> Response:
+    """What the bot failed at, grouped by similarity, largest groups first."""
+    groups = await group_failures(session)
+    return _page(request, "kb_backlog.html", {"staff": staff, "groups": groups})
+
+
+@admin.post("/kb-backlog/resolve")
+async def resolve_backlog(
+    session: SessionDep,
+    staff: CurrentAdmin,
+    csrf_token: Annotated[str, Form(max_length=64)] = "",
+    ids: Annotated[str, Form(max_length=50_000)] = "",
+    action: Annotated[str, Form(max_length=16)] = "dismiss",
+    intent: Annotated[str, Form(max_length=80)] = "",
+) -> Response:
+    """Export a group as Rasa training examples (a YAML download) or dismiss it; either resolves it."""
+    check_csrf(staff, csrf_token)
+    wanted = [int(part) for part in ids.split(",") if part.strip().isdigit()]
+    known_intents = {f"faq/{topic_id}" for topic_id in catalogue().topic_ids} | set(
+        catalogue().conversation_intents
+    )
+    if action == "train" and intent.strip() not in known_intents:
+        raise InvalidIntent(f"unknown intent {intent!r}; use faq/<topic id> or a conversation intent")
+    failures = await resolve_failures(
+        session,
+        wanted,
+        actor=staff.username,
+        resolution=f"training examples for {intent.strip()}" if action == "train" else "dismissed",
+    )
+    await session.commit()
+    if action == "train":
+        payload = as_training_examples(intent.strip(), [failure.text for failure in failures])
+        return Response(
+            payload,
+            media_type="application/x-yaml",
+            headers={
+                "Content-Disposition": f'attachment; filename="backlog-{intent.strip().replace("/", "-")}.yml"'
+            },
+        )
+    return RedirectResponse("/admin/kb-backlog", status_code=303)
+
+
+class InvalidIntent(DomainError):
+    status_code = 422
+    code = "invalid_intent"

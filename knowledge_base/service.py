@@ -1,0 +1,645 @@
+"""Knowledge-base rules: revisions and their workflow, Polish as the master, staleness, expiry,
+rollback, diff, the audit trail, search and the sync with the article files.
+
+Services flush and never commit; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+
+from sqlalchemy import func, text
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from infoopt.clock import utcnow
+from infoopt.errors import DomainError, NotFound
+from knowledge_base.files import ArticleDocument, read_articles, write_article
+from knowledge_base.models import Article, ArticleRevision, AuditEntry, RevisionStatus
+from knowledge_base.topics import LANGUAGES, catalogue
+
+MASTER_LANGUAGE = "pl"
+SYSTEM_ACTOR = "system"
+
+
+class UnknownArticle(NotFound):
+    code = "unknown_article"
+
+
+class InvalidRevision(DomainError):
+    status_code = 422
+    code = "invalid_revision"
+
+
+class WrongRevisionState(DomainError):
+    code = "wrong_revision_state"
+
+
+class ArticleState(StrEnum):
+    """What the topic × language matrix shows for one cell."""
+
+    PUBLISHED = "published"
+    STALE = "stale"
+    MISSING = "missing"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedArticle:
+    """What the bot and the API serve for one topic and language."""
+
+    topic_id: str
+    language: str
+    revision_id: int
+    revision_number: int
+    title: str
+    short_answer: str
+    body: str
+    sources: tuple[str, ...]
+    legal_basis: str | None
+    verified_on: date
+    valid_until: date | None
+    stale: bool
+
+    def expired(self, today: date) -> bool:
+        """Past its `valid_until`: not to be served as current information."""
+        return self.valid_until is not None and self.valid_until < today
+
+
+def search_text(*parts: str | None) -> str:
+    """Lower case without Latin diacritics, so 'oplata' finds 'opłata' and 'Тарнув' finds 'тарнув'."""
+    joined = " ".join(part for part in parts if part).lower().replace("ł", "l")
+    decomposed = unicodedata.normalize("NFD", joined)
+    kept: list[str] = []
+    for char in decomposed:
+        if unicodedata.combining(char) and kept and kept[-1].isascii():
+            continue
+        kept.append(char)
+    return " ".join(unicodedata.normalize("NFC", "".join(kept)).split())
+
+
+def _validate(document: ArticleDocument) -> None:
+    if catalogue().topic(document.topic_id) is None:
+        raise UnknownArticle(f"unknown topic {document.topic_id!r}")
+    problems = document.problems()
+    if problems:
+        raise InvalidRevision("; ".join(problems))
+
+
+async def audit(
+    session: AsyncSession,
+    *,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    reason: str | None = None,
+    details: dict[str, object] | None = None,
+) -> AuditEntry:
+    """Record one entry of the audit trail."""
+    entry = AuditEntry(
+        actor=actor,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        reason=(reason or None) and reason[:500],
+        details=details or {},
+    )
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+async def get_article(session: AsyncSession, topic_id: str, language: str) -> Article | None:
+    return (
+        await session.exec(select(Article).where(Article.topic_id == topic_id, Article.language == language))
+    ).first()
+
+
+async def _article_for_update(session: AsyncSession, topic_id: str, language: str) -> Article:
+    """The article row, created on first use and locked against concurrent edits (PostgreSQL)."""
+    if catalogue().topic(topic_id) is None or language not in LANGUAGES:
+        raise UnknownArticle(f"unknown article {topic_id}/{language}")
+    statement = select(Article).where(Article.topic_id == topic_id, Article.language == language)
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        statement = statement.with_for_update()
+    article = (await session.exec(statement)).first()
+    if article is None:
+        article = Article(topic_id=topic_id, language=language)
+        session.add(article)
+        await session.flush()
+    return article
+
+
+async def _next_number(session: AsyncSession, article_id: int) -> int:
+    latest = (
+        await session.exec(
+            select(func.max(ArticleRevision.number)).where(ArticleRevision.article_id == article_id)
+        )
+    ).one()
+    return int(latest or 0) + 1
+
+
+def _object_id(topic_id: str, language: str) -> str:
+    return f"{topic_id}/{language}"
+
+
+async def create_draft(
+    session: AsyncSession, document: ArticleDocument, *, actor: str, note: str | None = None
+) -> ArticleRevision:
+    """A new draft revision of the document's article."""
+    _validate(document)
+    article = await _article_for_update(session, document.topic_id, document.language)
+    assert article.id is not None
+    master_id = None
+    if document.language != MASTER_LANGUAGE:
+        master = await get_article(session, document.topic_id, MASTER_LANGUAGE)
+        master_id = master.published_revision_id if master else None
+    revision = ArticleRevision(
+        article_id=article.id,
+        number=await _next_number(session, article.id),
+        status=RevisionStatus.DRAFT,
+        title=document.title,
+        short_answer=document.short_answer,
+        body=document.body,
+        sources=list(document.sources),
+        legal_basis=document.legal_basis,
+        verified_on=document.verified_on,
+        valid_until=document.valid_until,
+        master_revision_id=master_id,
+        search_text=search_text(document.title, document.short_answer, document.body),
+        note=note,
+        created_by=actor,
+    )
+    session.add(revision)
+    await session.flush()
+    await audit(
+        session,
+        actor=actor,
+        action="revision.draft",
+        object_type="article",
+        object_id=_object_id(document.topic_id, document.language),
+        reason=note,
+        details={"revision": revision.number},
+    )
+    return revision
+
+
+async def get_revision(session: AsyncSession, revision_id: int) -> tuple[ArticleRevision, Article]:
+    found = (
+        await session.exec(
+            select(ArticleRevision, Article)
+            .join(Article, col(Article.id) == ArticleRevision.article_id)
+            .where(ArticleRevision.id == revision_id)
+        )
+    ).first()
+    if found is None:
+        raise NotFound(f"no revision {revision_id}")
+    return found
+
+
+async def submit_for_review(
+    session: AsyncSession, revision_id: int, *, actor: str, note: str | None = None
+) -> ArticleRevision:
+    """Move a draft into review."""
+    revision, article = await get_revision(session, revision_id)
+    if revision.status is not RevisionStatus.DRAFT:
+        raise WrongRevisionState(f"revision {revision.number} is {revision.status}, not a draft")
+    revision.status = RevisionStatus.IN_REVIEW
+    session.add(revision)
+    await audit(
+        session,
+        actor=actor,
+        action="revision.submit",
+        object_type="article",
+        object_id=_object_id(article.topic_id, article.language),
+        reason=note,
+        details={"revision": revision.number},
+    )
+    return revision
+
+
+async def publish_revision(
+    session: AsyncSession, revision_id: int, *, actor: str, note: str | None = None
+) -> ArticleRevision:
+    """Serve this revision from now on; the previous one is archived.
+
+    Publishing Polish (the master) marks the other languages of the topic stale; publishing a
+    translation re-verifies it against the current Polish revision.
+    """
+    revision, article = await get_revision(session, revision_id)
+    if revision.status not in (RevisionStatus.DRAFT, RevisionStatus.IN_REVIEW):
+        raise WrongRevisionState(
+            f"revision {revision.number} is {revision.status}; publish a draft or one in review"
+        )
+    now = utcnow()
+    previous_id = article.published_revision_id
+    if previous_id is not None:
+        previous = await session.get(ArticleRevision, previous_id)
+        if previous is not None:
+            previous.status = RevisionStatus.ARCHIVED
+            session.add(previous)
+    revision.status = RevisionStatus.PUBLISHED
+    revision.published_by = actor
+    revision.published_at = now
+    article.published_revision_id = revision.id
+    article.updated_at = now
+    if article.language == MASTER_LANGUAGE:
+        article.stale_since = None
+        article.stale_reason = None
+    else:
+        master = await get_article(session, article.topic_id, MASTER_LANGUAGE)
+        revision.master_revision_id = master.published_revision_id if master else None
+        article.stale_since = None
+        article.stale_reason = None
+    session.add_all([revision, article])
+    await session.flush()
+    if article.language == MASTER_LANGUAGE and previous_id is not None:
+        await _mark_translations_stale(session, article, revision, actor=actor)
+    await audit(
+        session,
+        actor=actor,
+        action="revision.publish",
+        object_type="article",
+        object_id=_object_id(article.topic_id, article.language),
+        reason=note,
+        details={"revision": revision.number, "previous_revision_id": previous_id},
+    )
+    return revision
+
+
+async def _mark_translations_stale(
+    session: AsyncSession, master: Article, revision: ArticleRevision, *, actor: str
+) -> None:
+    translations = (
+        await session.exec(
+            select(Article).where(Article.topic_id == master.topic_id, Article.language != MASTER_LANGUAGE)
+        )
+    ).all()
+    now = utcnow()
+    for translation in translations:
+        if translation.published_revision_id is None or translation.stale_since is not None:
+            continue
+        translation.stale_since = now
+        translation.stale_reason = f"Polish revision {revision.number} published; re-verify this language"
+        session.add(translation)
+        await audit(
+            session,
+            actor=actor,
+            action="article.stale",
+            object_type="article",
+            object_id=_object_id(translation.topic_id, translation.language),
+            details={"master_revision": revision.number},
+        )
+    await session.flush()
+
+
+async def verify_translation(
+    session: AsyncSession, topic_id: str, language: str, *, actor: str, note: str | None = None
+) -> Article:
+    """Confirm a stale translation still matches the Polish master without changing its text."""
+    article = await _article_for_update(session, topic_id, language)
+    if language == MASTER_LANGUAGE:
+        raise WrongRevisionState("the Polish master is never stale")
+    if article.published_revision_id is None:
+        raise WrongRevisionState(f"{topic_id}/{language} has nothing published to verify")
+    master = await get_article(session, topic_id, MASTER_LANGUAGE)
+    revision = await session.get(ArticleRevision, article.published_revision_id)
+    assert revision is not None
+    revision.master_revision_id = master.published_revision_id if master else None
+    revision.verified_on = utcnow().date()
+    article.stale_since = None
+    article.stale_reason = None
+    session.add_all([article, revision])
+    await session.flush()
+    await audit(
+        session,
+        actor=actor,
+        action="article.verify",
+        object_type="article",
+        object_id=_object_id(topic_id, language),
+        reason=note,
+        details={"revision": revision.number},
+    )
+    return article
+
+
+async def archive_revision(
+    session: AsyncSession, revision_id: int, *, actor: str, note: str | None = None
+) -> ArticleRevision:
+    """Withdraw a draft or review revision (the published one is replaced by publishing another)."""
+    revision, article = await get_revision(session, revision_id)
+    if revision.status not in (RevisionStatus.DRAFT, RevisionStatus.IN_REVIEW):
+        raise WrongRevisionState(
+            f"revision {revision.number} is {revision.status}; only drafts are withdrawn"
+        )
+    revision.status = RevisionStatus.ARCHIVED
+    session.add(revision)
+    await audit(
+        session,
+        actor=actor,
+        action="revision.archive",
+        object_type="article",
+        object_id=_object_id(article.topic_id, article.language),
+        reason=note,
+        details={"revision": revision.number},
+    )
+    return revision
+
+
+def _document_of(revision: ArticleRevision, article: Article) -> ArticleDocument:
+    return ArticleDocument(
+        topic_id=article.topic_id,
+        language=article.language,
+        title=revision.title,
+        short_answer=revision.short_answer,
+        body=revision.body,
+        sources=tuple(revision.sources),
+        legal_basis=revision.legal_basis,
+        verified_on=revision.verified_on,
+        valid_until=revision.valid_until,
+    )
+
+
+async def rollback_to(session: AsyncSession, revision_id: int, *, actor: str, reason: str) -> ArticleRevision:
+    """Publish an earlier revision's content again, as a new revision; history stays intact."""
+    old, article = await get_revision(session, revision_id)
+    if not reason.strip():
+        raise InvalidRevision("say why you roll back")
+    restored = await create_draft(
+        session, _document_of(old, article), actor=actor, note=f"rollback to revision {old.number}: {reason}"
+    )
+    assert restored.id is not None
+    await audit(
+        session,
+        actor=actor,
+        action="revision.rollback",
+        object_type="article",
+        object_id=_object_id(article.topic_id, article.language),
+        reason=reason,
+        details={"from_revision": old.number, "new_revision": restored.number},
+    )
+    return await publish_revision(
+        session, restored.id, actor=actor, note=f"rollback to revision {old.number}"
+    )
+
+
+def document_text(document: ArticleDocument) -> list[str]:
+    """The lines a diff compares: every field, then the body."""
+    return [
+        f"title: {document.title}",
+        f"short answer: {document.short_answer}",
+        *(f"source: {url}" for url in document.sources),
+        f"legal basis: {document.legal_basis or '-'}",
+        f"verified on: {document.verified_on.isoformat()}",
+        f"valid until: {document.valid_until.isoformat() if document.valid_until else '-'}",
+        "",
+        *document.body.splitlines(),
+    ]
+
+
+async def diff_revisions(session: AsyncSession, older_id: int, newer_id: int) -> list[str]:
+    """A unified diff between two revisions of the same article."""
+    older, article = await get_revision(session, older_id)
+    newer, newer_article = await get_revision(session, newer_id)
+    if article.id != newer_article.id:
+        raise InvalidRevision("both revisions must belong to the same article")
+    return list(
+        difflib.unified_diff(
+            document_text(_document_of(older, article)),
+            document_text(_document_of(newer, article)),
+            fromfile=f"revision {older.number}",
+            tofile=f"revision {newer.number}",
+            lineterm="",
+        )
+    )
+
+
+async def revisions_of(session: AsyncSession, topic_id: str, language: str) -> Sequence[ArticleRevision]:
+    """Every revision of an article, newest first."""
+    article = await get_article(session, topic_id, language)
+    if article is None:
+        return []
+    return (
+        await session.exec(
+            select(ArticleRevision)
+            .where(ArticleRevision.article_id == article.id)
+            .order_by(col(ArticleRevision.number).desc())
+        )
+    ).all()
+
+
+async def get_published(session: AsyncSession, topic_id: str, language: str) -> PublishedArticle | None:
+    """The revision the bot serves for this topic and language, or None."""
+    found = (
+        await session.exec(
+            select(Article, ArticleRevision)
+            .join(ArticleRevision, col(ArticleRevision.id) == Article.published_revision_id)
+            .where(Article.topic_id == topic_id, Article.language == language)
+        )
+    ).first()
+    if found is None:
+        return None
+    article, revision = found
+    return _published(article, revision)
+
+
+def _published(article: Article, revision: ArticleRevision) -> PublishedArticle:
+    assert revision.id is not None
+    return PublishedArticle(
+        topic_id=article.topic_id,
+        language=article.language,
+        revision_id=revision.id,
+        revision_number=revision.number,
+        title=revision.title,
+        short_answer=revision.short_answer,
+        body=revision.body,
+        sources=tuple(revision.sources),
+        legal_basis=revision.legal_basis,
+        verified_on=revision.verified_on,
+        valid_until=revision.valid_until,
+        stale=article.stale_since is not None,
+    )
+
+
+async def all_published(session: AsyncSession) -> list[PublishedArticle]:
+    """Every served revision."""
+    rows = (
+        await session.exec(
+            select(Article, ArticleRevision).join(
+                ArticleRevision, col(ArticleRevision.id) == Article.published_revision_id
+            )
+        )
+    ).all()
+    return [_published(article, revision) for article, revision in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixCell:
+    topic_id: str
+    language: str
+    state: ArticleState
+    revision_number: int | None
+    pending_drafts: int
+
+
+async def matrix(session: AsyncSession, *, today: date) -> dict[tuple[str, str], MatrixCell]:
+    """The topic × language overview admins work from."""
+    published = {(p.topic_id, p.language): p for p in await all_published(session)}
+    drafts = (
+        await session.exec(
+            select(Article.topic_id, Article.language, func.count(col(ArticleRevision.id)))
+            .join(ArticleRevision, col(ArticleRevision.article_id) == Article.id)
+            .where(col(ArticleRevision.status).in_([RevisionStatus.DRAFT, RevisionStatus.IN_REVIEW]))
+            .group_by(Article.topic_id, Article.language)
+        )
+    ).all()
+    pending = {(topic, language): int(count) for topic, language, count in drafts}
+    cells: dict[tuple[str, str], MatrixCell] = {}
+    for topic in catalogue().topics:
+        for language in LANGUAGES:
+            key = (topic.id, language)
+            article = published.get(key)
+            if article is None:
+                state = ArticleState.MISSING
+            elif article.expired(today):
+                state = ArticleState.EXPIRED
+            elif article.stale:
+                state = ArticleState.STALE
+            else:
+                state = ArticleState.PUBLISHED
+            cells[key] = MatrixCell(
+                topic.id, language, state, article.revision_number if article else None, pending.get(key, 0)
+            )
+    return cells
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    topic_id: str
+    language: str
+    title: str
+    short_answer: str
+    score: float
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+async def search_published(
+    session: AsyncSession, query: str, *, language: str | None = None, limit: int = 20
+) -> list[SearchHit]:
+    """Full-text search over the served answers (PostgreSQL full text; a word match on SQLite)."""
+    words = _WORD.findall(search_text(query))[:12]
+    if not words:
+        return []
+    base = select(Article, ArticleRevision).join(
+        ArticleRevision, col(ArticleRevision.id) == Article.published_revision_id
+    )
+    if language:
+        base = base.where(Article.language == language)
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    if dialect == "postgresql":
+        # Prefix matching on every word: "karta pobyt" finds "karty pobytu".
+        tsquery = " & ".join(f"{word}:*" for word in words)
+        vector = func.to_tsvector(text("'simple'"), ArticleRevision.search_text)
+        query_ = func.to_tsquery(text("'simple'"), tsquery)
+        rank = func.ts_rank(vector, query_)
+        ranked = base.add_columns(rank).where(vector.op("@@")(query_)).order_by(rank.desc()).limit(limit)
+        rows = (await session.exec(ranked)).all()  # type: ignore[call-overload]
+        return [
+            SearchHit(a.topic_id, a.language, r.title, r.short_answer, float(score)) for a, r, score in rows
+        ]
+    condition = [col(ArticleRevision.search_text).contains(word) for word in words]
+    rows_plain = (await session.exec(base.where(*condition))).all()
+    hits = [
+        SearchHit(
+            a.topic_id, a.language, r.title, r.short_answer, float(sum(r.search_text.count(w) for w in words))
+        )
+        for a, r in rows_plain
+    ]
+    return sorted(hits, key=lambda hit: hit.score, reverse=True)[:limit]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    created: int
+    unchanged: int
+    problems: list[str]
+
+
+async def sync_from_files(session: AsyncSession, root: Path, *, actor: str = SYSTEM_ACTOR) -> SyncReport:
+    """Load the article files: a file that differs from what is served becomes a new published revision.
+
+    Polish files are applied first, so translations end up verified against the current master.
+    """
+    documents = sorted(
+        read_articles(root), key=lambda d: (d.language != MASTER_LANGUAGE, d.topic_id, d.language)
+    )
+    created = unchanged = 0
+    problems: list[str] = []
+    for document in documents:
+        issues = document.problems()
+        if catalogue().topic(document.topic_id) is None:
+            issues.append("unknown topic")
+        if issues:
+            problems.append(f"{document.topic_id}/{document.language}: {'; '.join(issues)}")
+            continue
+        current = await get_published(session, document.topic_id, document.language)
+        if current is not None and _same_content(current, document):
+            unchanged += 1
+            continue
+        revision = await create_draft(session, document, actor=actor, note="loaded from the article files")
+        assert revision.id is not None
+        await publish_revision(session, revision.id, actor=actor, note="kb sync")
+        created += 1
+    return SyncReport(created=created, unchanged=unchanged, problems=problems)
+
+
+def _same_content(current: PublishedArticle, document: ArticleDocument) -> bool:
+    return (
+        current.title,
+        current.short_answer,
+        current.body.strip(),
+        current.sources,
+        current.legal_basis,
+        current.verified_on,
+        current.valid_until,
+    ) == (
+        document.title,
+        document.short_answer,
+        document.body.strip(),
+        document.sources,
+        document.legal_basis,
+        document.verified_on,
+        document.valid_until,
+    )
+
+
+async def export_to_files(session: AsyncSession, root: Path) -> int:
+    """Write every published revision back as article files; returns how many were written."""
+    count = 0
+    for article in await all_published(session):
+        write_article(
+            root,
+            ArticleDocument(
+                topic_id=article.topic_id,
+                language=article.language,
+                title=article.title,
+                short_answer=article.short_answer,
+                body=article.body,
+                sources=article.sources,
+                legal_basis=article.legal_basis,
+                verified_on=article.verified_on,
+                valid_until=article.valid_until,
+            ),
+        )
+        count += 1
+    return count

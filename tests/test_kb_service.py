@@ -1,0 +1,273 @@
+"""Knowledge-base rules on the real PostgreSQL: workflow, Polish master and stale translations,
+expiry, rollback, diff, audit trail, search, and the file sync."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from knowledge_base import service as kb
+from knowledge_base.files import ARTICLES_DIR, ArticleDocument, read_articles
+from knowledge_base.models import AuditEntry, RevisionStatus
+
+SEED = {(d.topic_id, d.language): d for d in read_articles(ARTICLES_DIR)}
+TODAY = date(2026, 11, 22)
+
+
+async def _publish(session: AsyncSession, document: ArticleDocument, actor: str = "anna") -> int:
+    revision = await kb.create_draft(session, document, actor=actor, note="test")
+    assert revision.id is not None
+    await kb.publish_revision(session, revision.id, actor=actor, note="test publish")
+    return revision.id
+
+
+async def _seed_topic(session: AsyncSession, topic_id: str) -> None:
+    for language in ("pl", "uk", "ru", "en"):
+        await _publish(session, SEED[(topic_id, language)])
+
+
+async def test_sync_publishes_every_file_once_and_then_nothing(session: AsyncSession, tmp_path: Path) -> None:
+    first = await kb.sync_from_files(session, ARTICLES_DIR)
+    again = await kb.sync_from_files(session, ARTICLES_DIR)
+    if first.created == 0:  # the session-wide fixture may have synced already
+        assert first.unchanged == 144
+    else:
+        assert first.created == 144
+    assert (again.created, again.unchanged, again.problems) == (0, 144, [])
+    assert len(await kb.all_published(session)) == 144
+
+
+async def test_sync_picks_up_an_edited_file(session: AsyncSession, tmp_path: Path) -> None:
+    await kb.sync_from_files(session, ARTICLES_DIR)
+    document = replace(SEED[("fees", "en")], short_answer="A corrected short answer about fees.")
+    from knowledge_base.files import write_article
+
+    write_article(tmp_path, document)
+    report = await kb.sync_from_files(session, tmp_path)
+    assert report.created == 1
+    served = await kb.get_published(session, "fees", "en")
+    assert served is not None and served.short_answer == "A corrected short answer about fees."
+
+
+async def test_sync_reports_a_bad_file_and_loads_the_rest(session: AsyncSession, tmp_path: Path) -> None:
+    from knowledge_base.files import write_article
+
+    write_article(tmp_path, replace(SEED[("fees", "en")], short_answer="x" * 401))
+    write_article(tmp_path, replace(SEED[("fees", "ru")], sources=("https://blog.example.com/fees",)))
+    write_article(tmp_path, SEED[("visa_extension", "en")])
+    report = await kb.sync_from_files(session, tmp_path)
+    assert len(report.problems) == 2
+    assert any("401 characters" in problem for problem in report.problems)
+    assert any("not an official source" in problem for problem in report.problems)
+    assert await kb.get_published(session, "visa_extension", "en") is not None
+
+
+async def test_a_draft_is_not_served_until_published(session: AsyncSession) -> None:
+    await _seed_topic(session, "visa_extension")
+    served_before = await kb.get_published(session, "visa_extension", "uk")
+    draft = await kb.create_draft(
+        session, replace(SEED[("visa_extension", "uk")], title="Чернетка"), actor="anna", note="work in progress"
+    )
+    assert draft.status is RevisionStatus.DRAFT
+    served = await kb.get_published(session, "visa_extension", "uk")
+    assert served == served_before
+    assert draft.id is not None
+    await kb.submit_for_review(session, draft.id, actor="anna")
+    await kb.publish_revision(session, draft.id, actor="boss", note="reviewed")
+    served = await kb.get_published(session, "visa_extension", "uk")
+    assert served is not None and served.title == "Чернетка"
+
+
+async def test_publishing_archives_the_previous_revision(session: AsyncSession) -> None:
+    first = await _publish(session, SEED[("citizenship", "en")])
+    second = await _publish(session, replace(SEED[("citizenship", "en")], title="Citizenship v2"))
+    revisions = {r.id: r.status for r in await kb.revisions_of(session, "citizenship", "en")}
+    assert revisions[first] is RevisionStatus.ARCHIVED
+    assert revisions[second] is RevisionStatus.PUBLISHED
+
+
+async def test_an_archived_revision_cannot_be_published_again(session: AsyncSession) -> None:
+    first = await _publish(session, SEED[("citizenship", "ru")])
+    await _publish(session, replace(SEED[("citizenship", "ru")], title="v2"))
+    with pytest.raises(kb.WrongRevisionState):
+        await kb.publish_revision(session, first, actor="anna")
+
+
+async def test_publishing_polish_marks_the_other_languages_stale(session: AsyncSession) -> None:
+    await _seed_topic(session, "job_loss")
+    for language in ("uk", "ru", "en"):
+        served = await kb.get_published(session, "job_loss", language)
+        assert served is not None and not served.stale
+    await _publish(session, replace(SEED[("job_loss", "pl")], title="Utrata pracy – poprawka"))
+    for language in ("uk", "ru", "en"):
+        served = await kb.get_published(session, "job_loss", language)
+        assert served is not None, language
+        assert served.stale, f"{language} must await re-verification"
+    polish = await kb.get_published(session, "job_loss", "pl")
+    assert polish is not None and not polish.stale
+    cells = await kb.matrix(session, today=TODAY)
+    assert cells[("job_loss", "uk")].state is kb.ArticleState.STALE
+    assert cells[("job_loss", "pl")].state is kb.ArticleState.PUBLISHED
+
+
+async def test_a_stale_translation_is_cleared_by_publishing_or_verifying_it(session: AsyncSession) -> None:
+    await _seed_topic(session, "seasonal_work")
+    await _publish(session, replace(SEED[("seasonal_work", "pl")], title="Praca sezonowa – zmiana"))
+    await _publish(session, replace(SEED[("seasonal_work", "uk")], title="Сезонна робота – оновлено"))
+    await kb.verify_translation(session, "seasonal_work", "ru", actor="anna", note="checked against pl")
+    states = {
+        language: (await kb.get_published(session, "seasonal_work", language)).stale  # type: ignore[union-attr]
+        for language in ("uk", "ru", "en")
+    }
+    assert states == {"uk": False, "ru": False, "en": True}
+
+
+async def test_a_new_translation_is_not_stale_but_the_master_never_is(session: AsyncSession) -> None:
+    await _publish(session, SEED[("business_activity", "pl")])
+    await _publish(session, SEED[("business_activity", "en")])
+    served = await kb.get_published(session, "business_activity", "en")
+    assert served is not None and not served.stale
+    with pytest.raises(kb.WrongRevisionState):
+        await kb.verify_translation(session, "business_activity", "pl", actor="anna")
+
+
+async def test_an_answer_past_valid_until_is_flagged_expired(session: AsyncSession) -> None:
+    expired = replace(
+        SEED[("pesel_ukr", "en")], verified_on=date(2026, 1, 10), valid_until=date(2026, 3, 4)
+    )
+    await _publish(session, expired)
+    served = await kb.get_published(session, "pesel_ukr", "en")
+    assert served is not None
+    assert served.expired(TODAY)
+    assert not served.expired(date(2026, 3, 4)), "valid through the last day"
+    cells = await kb.matrix(session, today=TODAY)
+    assert cells[("pesel_ukr", "en")].state is kb.ArticleState.EXPIRED
+
+
+async def test_rollback_serves_the_old_text_as_a_new_revision(session: AsyncSession) -> None:
+    original = await _publish(session, SEED[("change_of_address", "uk")])
+    await _publish(session, replace(SEED[("change_of_address", "uk")], short_answer="Помилкова відповідь."))
+    restored = await kb.rollback_to(session, original, actor="anna", reason="the new text was wrong")
+    served = await kb.get_published(session, "change_of_address", "uk")
+    assert served is not None
+    assert served.short_answer == SEED[("change_of_address", "uk")].short_answer
+    assert served.revision_id == restored.id
+    numbers = [r.number for r in await kb.revisions_of(session, "change_of_address", "uk")]
+    assert numbers == sorted(numbers, reverse=True) and len(numbers) == 3, "history is kept, nothing rewritten"
+
+
+async def test_rollback_needs_a_reason(session: AsyncSession) -> None:
+    original = await _publish(session, SEED[("change_of_address", "en")])
+    with pytest.raises(kb.InvalidRevision):
+        await kb.rollback_to(session, original, actor="anna", reason="  ")
+
+
+async def test_audit_trail_says_who_did_what_when_and_why(session: AsyncSession) -> None:
+    first = await _publish(session, SEED[("document_translation_recognition", "en")], actor="anna")
+    await _publish(session, replace(SEED[("document_translation_recognition", "en")], title="v2"), actor="piotr")
+    await kb.rollback_to(session, first, actor="anna", reason="v2 lost the sources paragraph")
+    entries = (
+        await session.exec(
+            select(AuditEntry)
+            .where(AuditEntry.object_id == "document_translation_recognition/en")
+            .order_by(col(AuditEntry.id))
+        )
+    ).all()
+    actions = [(entry.actor, entry.action) for entry in entries]
+    assert actions[:4] == [
+        ("anna", "revision.draft"),
+        ("anna", "revision.publish"),
+        ("piotr", "revision.draft"),
+        ("piotr", "revision.publish"),
+    ]
+    assert ("anna", "revision.rollback") in actions
+    rollback = next(entry for entry in entries if entry.action == "revision.rollback")
+    assert rollback.reason == "v2 lost the sources paragraph"
+    assert rollback.at is not None and rollback.at.tzinfo is not None
+
+
+async def test_diff_shows_what_changed_between_two_revisions(session: AsyncSession) -> None:
+    first = await _publish(session, SEED[("decision_appeal", "en")])
+    body = SEED[("decision_appeal", "en")].body.replace("14 days", "fourteen days", 1)
+    second = await _publish(session, replace(SEED[("decision_appeal", "en")], body=body))
+    lines = await kb.diff_revisions(session, first, second)
+    removed = [line for line in lines if line.startswith("-") and not line.startswith("---")]
+    added = [line for line in lines if line.startswith("+") and not line.startswith("+++")]
+    assert any("14 days" in line for line in removed)
+    assert any("fourteen days" in line for line in added)
+
+
+async def test_diff_refuses_revisions_of_different_articles(session: AsyncSession) -> None:
+    one = await _publish(session, SEED[("decision_appeal", "ru")])
+    other = await _publish(session, SEED[("fees", "ru")])
+    with pytest.raises(kb.InvalidRevision):
+        await kb.diff_revisions(session, one, other)
+
+
+async def test_an_invalid_document_is_refused_with_the_reasons(session: AsyncSession) -> None:
+    bad = replace(SEED[("fees", "pl")], short_answer="x" * 450, sources=("https://example.com/",))
+    with pytest.raises(kb.InvalidRevision) as error:
+        await kb.create_draft(session, bad, actor="anna")
+    assert "450 characters" in str(error.value)
+    assert "not an official source" in str(error.value)
+
+
+async def test_unknown_topic_is_refused(session: AsyncSession) -> None:
+    with pytest.raises(kb.UnknownArticle):
+        await kb.create_draft(session, replace(SEED[("fees", "pl")], topic_id="weather"), actor="anna")
+
+
+@pytest.mark.parametrize(
+    ("query", "language", "topic"),
+    [
+        ("oplata skarbowa konto", "pl", "fees"),  # no diacritics finds "opłata"
+        ("карта побиту", "uk", "residence_card"),
+        ("blue card salary", "en", "blue_card"),
+        ("CUKR", None, "cukr_card"),
+    ],
+)
+async def test_search_finds_published_answers(
+    session: AsyncSession, query: str, language: str | None, topic: str
+) -> None:
+    await kb.sync_from_files(session, ARTICLES_DIR)
+    hits = await kb.search_published(session, query, language=language)
+    assert hits, query
+    assert topic in [hit.topic_id for hit in hits[:5]], [hit.topic_id for hit in hits[:5]]
+    if language:
+        assert {hit.language for hit in hits} == {language}
+
+
+async def test_search_ignores_drafts_and_empty_queries(session: AsyncSession) -> None:
+    await _publish(session, SEED[("work_without_permit", "en")])
+    await kb.create_draft(
+        session, replace(SEED[("work_without_permit", "en")], title="Zyxwvut unpublished"), actor="anna"
+    )
+    assert await kb.search_published(session, "zyxwvut") == []
+    assert await kb.search_published(session, "   ") == []
+
+
+async def test_export_writes_files_that_sync_back_unchanged(session: AsyncSession, tmp_path: Path) -> None:
+    await kb.sync_from_files(session, ARTICLES_DIR)
+    count = await kb.export_to_files(session, tmp_path)
+    assert count == 144
+    assert {(d.topic_id, d.language): d for d in read_articles(tmp_path)} == SEED
+    report = await kb.sync_from_files(session, tmp_path)
+    assert report.created == 0
+
+
+def test_search_text_drops_latin_diacritics_but_keeps_cyrillic() -> None:
+    assert kb.search_text("Opłata SKARBOWA — Źródło") == "oplata skarbowa — zrodlo"
+    assert kb.search_text("Їжак й ёлка") == "їжак й ёлка"
+
+
+def test_expiry_is_inclusive_of_the_last_day() -> None:
+    article = kb.PublishedArticle(
+        "x", "pl", 1, 1, "t", "s", "b", (), None, TODAY, TODAY + timedelta(days=1), False
+    )
+    assert not article.expired(TODAY + timedelta(days=1))
+    assert article.expired(TODAY + timedelta(days=2))

@@ -1,0 +1,278 @@
+"""The knowledge-base API and the admin pages over HTTP, on the real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from infoopt.app import create_app
+from infoopt.settings import Settings
+from tests.conftest import sign_in
+
+pytestmark = pytest.mark.usefixtures("synced_kb")
+
+CONTRACT_FIELDS = {"topic_id", "language", "title", "short_answer", "body", "sources", "verified_on", "valid_until"}
+
+
+async def test_article_api_answers_the_contract_fields(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/kb/articles/fees", params={"language": "uk"})
+    assert response.status_code == 200
+    body = response.json()
+    assert CONTRACT_FIELDS <= set(body)
+    assert (body["topic_id"], body["language"]) == ("fees", "uk")
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", body["verified_on"])
+    assert body["sources"] and all(url.startswith("http") for url in body["sources"])
+    assert len(body["short_answer"]) <= 400
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status"),
+    [
+        ("/api/v1/kb/articles/weather", {"language": "pl"}, 404),
+        ("/api/v1/kb/articles/fees", {"language": "de"}, 404),
+        ("/api/v1/kb/articles/fees", {}, 422),
+        ("/api/v1/kb/articles/fees", {"language": "x" * 50}, 422),
+    ],
+)
+async def test_article_api_refuses_unknown_topics_and_languages(
+    client: httpx.AsyncClient, path: str, params: dict[str, str], status: int
+) -> None:
+    response = await client.get(path, params=params)
+    assert response.status_code == status
+    assert response.json()["detail"]
+
+
+async def test_every_seed_article_is_served(client: httpx.AsyncClient) -> None:
+    from knowledge_base.topics import LANGUAGES, catalogue
+
+    for topic_id in catalogue().topic_ids:
+        for language in LANGUAGES:
+            response = await client.get(f"/api/v1/kb/articles/{topic_id}", params={"language": language})
+            assert response.status_code == 200, (topic_id, language)
+
+
+async def test_admin_pages_send_strangers_to_the_sign_in_form(client: httpx.AsyncClient) -> None:
+    response = await client.get("/admin/kb")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login?next=/admin/kb")
+
+
+async def test_search_api_needs_a_signed_in_staff_member(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/kb/search", params={"q": "karta"})
+    assert response.status_code == 401
+
+
+async def test_a_consultant_may_search_but_not_edit(app: FastAPI, staff_accounts: dict[str, str]) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        signed = await sign_in(http, "kasia.konsultant", staff_accounts["kasia.konsultant"])
+        assert signed.status_code == 303
+        search = await http.get("/api/v1/kb/search", params={"q": "oplata skarbowa", "language": "pl"})
+        assert search.status_code == 200
+        assert "fees" in [hit["topic_id"] for hit in search.json()]
+        page = await http.get("/admin/kb-search", params={"q": "CUKR"})
+        assert page.status_code == 200 and "cukr_card" in page.text
+        assert (await http.get("/admin/kb")).status_code == 403
+
+
+async def test_sign_in_locks_the_account_after_five_failures(app: FastAPI, pg_engine: object) -> None:
+    from infoopt import db
+    from infoopt.staff import Role, create_user
+
+    async with db.transaction(db.session_factory(pg_engine)) as session:  # type: ignore[arg-type]
+        await create_user(session, username="lock.me", password="Right-password-123", role=Role.ADMIN)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        for _ in range(5):
+            assert (await sign_in(http, "lock.me", "wrong-password")).status_code == 401
+        locked = await sign_in(http, "lock.me", "Right-password-123")
+        assert locked.status_code == 401, "even the right password waits out the lockout"
+        assert "locked" in locked.text
+
+
+async def test_sign_in_refuses_a_form_without_its_csrf_cookie(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/login", data={"username": "anna.admin", "password": "x", "csrf_token": "forged", "next": ""}
+    )
+    assert response.status_code == 403
+
+
+async def test_next_after_sign_in_never_leaves_the_site(app: FastAPI, staff_accounts: dict[str, str]) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        form = await http.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+        response = await http.post(
+            "/login",
+            data={
+                "username": "anna.admin",
+                "password": staff_accounts["anna.admin"],
+                "csrf_token": token,
+                "next": "//evil.example.com/",
+            },
+        )
+        assert response.headers["location"] == "/admin/kb"
+
+
+@asynccontextmanager
+async def _admin_client(app: FastAPI, staff_accounts: dict[str, str]) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """A browser-like client signed in as the admin, with the session's CSRF token."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+        assert (await sign_in(http, "anna.admin", staff_accounts["anna.admin"])).status_code == 303
+        page = await http.get("/admin/kb/study_residence/en/edit")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert csrf is not None
+        yield http, csrf.group(1)
+
+
+def _form_of(page: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for name in ("title", "legal_basis", "verified_on", "valid_until"):
+        match = re.search(rf'name="{name}" type="[a-z]+" value="([^"]*)"', page)
+        fields[name] = match.group(1) if match else ""
+    for name in ("short_answer", "body", "sources"):
+        match = re.search(rf'name="{name}"[^>]*>(.*?)</textarea>', page, re.S)
+        assert match is not None, name
+        fields[name] = match.group(1)
+    import html
+
+    return {key: html.unescape(value) for key, value in fields.items()}
+
+
+async def test_admin_edits_and_publishes_and_the_api_serves_it(app: FastAPI, staff_accounts: dict[str, str]) -> None:
+    async with _admin_client(app, staff_accounts) as (http, csrf):
+        page = await http.get("/admin/kb/study_residence/en/edit")
+        form = _form_of(page.text)
+        form["short_answer"] = "Students apply for a temporary residence permit for studies in MOS. Updated by test."
+        response = await http.post(
+            "/admin/kb/study_residence/en/edit",
+            data={**form, "csrf_token": csrf, "action": "publish", "note": "clearer short answer"},
+        )
+        assert response.status_code == 303, response.text
+        served = await http.get("/api/v1/kb/articles/study_residence", params={"language": "en"})
+        assert served.json()["short_answer"].endswith("Updated by test.")
+        article_page = await http.get("/admin/kb/study_residence/en")
+        assert "clearer short answer" in article_page.text
+
+
+async def test_a_rejected_edit_keeps_everything_that_was_typed(app: FastAPI, staff_accounts: dict[str, str]) -> None:
+    async with _admin_client(app, staff_accounts) as (http, csrf):
+        form = _form_of((await http.get("/admin/kb/study_residence/ru/edit")).text)
+        typed = "Очень длинный короткий ответ " * 20
+        response = await http.post(
+            "/admin/kb/study_residence/ru/edit",
+            data={**form, "short_answer": typed, "csrf_token": csrf, "action": "publish", "note": "x"},
+        )
+        assert response.status_code == 422
+        assert "at most 400" in response.text
+        assert typed.strip()[:60] in response.text, "the typed text comes back in the form"
+
+
+async def test_publishing_without_a_reason_is_refused(app: FastAPI, staff_accounts: dict[str, str]) -> None:
+    async with _admin_client(app, staff_accounts) as (http, csrf):
+        form = _form_of((await http.get("/admin/kb/study_residence/uk/edit")).text)
+        response = await http.post(
+            "/admin/kb/study_residence/uk/edit", data={**form, "csrf_token": csrf, "action": "publish", "note": ""}
+        )
+        assert response.status_code == 422
+        assert "why you publish" in response.text
+
+
+async def test_forms_without_the_session_csrf_token_are_refused(app: FastAPI, staff_accounts: dict[str, str]) -> None:
+    async with _admin_client(app, staff_accounts) as (http, _csrf):
+        form = _form_of((await http.get("/admin/kb/study_residence/pl/edit")).text)
+        response = await http.post(
+            "/admin/kb/study_residence/pl/edit", data={**form, "csrf_token": "forged", "action": "draft"}
+        )
+        assert response.status_code == 403
+
+
+async def test_matrix_page_shows_every_cell(app: FastAPI, staff_accounts: dict[str, str]) -> None:
+    async with _admin_client(app, staff_accounts) as (http, _csrf):
+        page = await http.get("/admin/kb")
+        assert page.status_code == 200
+        assert page.text.count('data-cell="') == 144
+
+
+async def test_preview_sanitises_html_in_content(app: FastAPI, staff_accounts: dict[str, str]) -> None:
+    async with _admin_client(app, staff_accounts) as (http, csrf):
+        response = await http.post(
+            "/admin/kb/preview",
+            data={"csrf_token": csrf, "body": "**ok** <script>alert(1)</script> [x](javascript:alert(1))"},
+        )
+        html = response.json()["html"]
+        assert "<strong>ok</strong>" in html
+        assert "<script>" not in html and 'href="javascript' not in html
+
+
+async def test_backlog_groups_similar_failures_and_exports_training_examples(
+    app: FastAPI, staff_accounts: dict[str, str], pg_engine: object
+) -> None:
+    from infoopt import db
+    from knowledge_base.backlog import record_failure
+    from knowledge_base.models import FailureKind
+
+    texts = [
+        "skolko stoit parkovka vozle urzedu",
+        "сколько стоит парковка возле ужонда",
+        "skolko stoit parkovka u urzedu?",
+        "how do I adopt a cat in krakow",
+    ]
+    async with db.transaction(db.session_factory(pg_engine)) as session:  # type: ignore[arg-type]
+        for text in texts:
+            await record_failure(session, kind=FailureKind.FALLBACK, text=text, language="ru")
+    async with _admin_client(app, staff_accounts) as (http, csrf):
+        page = await http.get("/admin/kb-backlog")
+        assert page.status_code == 200
+        group_ids = re.findall(r'name="ids" value="([^"]+)"', page.text)
+        parking = next(ids for ids in group_ids if ids.count(",") >= 1)
+        exported = await http.post(
+            "/admin/kb-backlog/resolve",
+            data={"csrf_token": csrf, "ids": parking, "action": "train", "intent": "out_of_scope"},
+        )
+        assert exported.status_code == 200
+        assert exported.headers["content-type"].startswith("application/x-yaml")
+        assert "- intent: out_of_scope" in exported.text and "parkovka" in exported.text
+        after = await http.get("/admin/kb-backlog")
+        assert "parkovka vozle" not in after.text, "exported failures leave the backlog"
+        refused = await http.post(
+            "/admin/kb-backlog/resolve",
+            data={"csrf_token": csrf, "ids": "1", "action": "train", "intent": "faq/weather"},
+        )
+        assert refused.status_code == 422
+
+
+async def test_a_publish_reaches_another_worker_within_a_second(
+    settings: Settings, staff_accounts: dict[str, str]
+) -> None:
+    """Two app instances share PostgreSQL and Redis like two uvicorn workers."""
+    worker_a, worker_b = create_app(settings), create_app(settings)
+    async with worker_a.router.lifespan_context(worker_a), worker_b.router.lifespan_context(worker_b):
+        b = httpx.AsyncClient(transport=httpx.ASGITransport(app=worker_b), base_url="http://b")
+        async with b:
+            before = await b.get("/api/v1/kb/articles/family_reunification", params={"language": "uk"})
+            assert before.status_code == 200  # now cached in worker B
+            async with _admin_client(worker_a, staff_accounts) as (http, csrf):
+                form = _form_of((await http.get("/admin/kb/family_reunification/uk/edit")).text)
+                form["title"] = "Возз'єднання родини — оновлено"
+                published = await http.post(
+                    "/admin/kb/family_reunification/uk/edit",
+                    data={**form, "csrf_token": csrf, "action": "publish", "note": "title"},
+                )
+                assert published.status_code == 303
+            started = time.monotonic()
+            while True:
+                title = (await b.get("/api/v1/kb/articles/family_reunification", params={"language": "uk"})).json()[
+                    "title"
+                ]
+                if title == "Возз'єднання родини — оновлено":
+                    break
+                assert time.monotonic() - started < 1.0, "worker B still serves the old revision after 1 s"
+                await asyncio.sleep(0.02)
