@@ -147,10 +147,15 @@ async def staff_accounts(pg_engine: AsyncEngine) -> dict[str, str]:
     """An admin and a consultant; returns username -> password."""
     from infoopt.staff import Role, create_user
 
-    accounts = {"anna.admin": ("admin", "Admin-password-2026"), "kasia.konsultant": ("consultant", "Consultant-pass-2026")}
+    accounts = {
+        "anna.admin": ("admin", "Admin-password-2026"),
+        "kasia.konsultant": ("consultant", "Consultant-pass-2026"),
+    }
     async with db.transaction(db.session_factory(pg_engine)) as session:
         for username, (role, password) in accounts.items():
-            await create_user(session, username=username, password=password, role=Role(role), office_code="KRK-RONDO")
+            await create_user(
+                session, username=username, password=password, role=Role(role), office_code="KRK-RONDO"
+            )
     return {username: password for username, (_role, password) in accounts.items()}
 
 
@@ -162,7 +167,8 @@ async def sign_in(client: httpx.AsyncClient, username: str, password: str) -> ht
     token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
     assert token is not None
     return await client.post(
-        "/login", data={"username": username, "password": password, "csrf_token": token.group(1), "next": "/admin/kb"}
+        "/login",
+        data={"username": username, "password": password, "csrf_token": token.group(1), "next": "/admin/kb"},
     )
 
 
@@ -178,7 +184,9 @@ def live_server(settings: Settings, synced_kb: None) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

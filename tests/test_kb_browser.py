@@ -46,7 +46,9 @@ async def test_admin_signs_in_edits_and_publishes_a_ukrainian_answer(
             await browser.close()
 
     async with httpx.AsyncClient(base_url=live_server) as http:
-        served = (await http.get("/api/v1/kb/articles/stamp_and_legal_stay", params={"language": "uk"})).json()
+        served = (
+            await http.get("/api/v1/kb/articles/stamp_and_legal_stay", params={"language": "uk"})
+        ).json()
     assert served["short_answer"] == new_short
     assert "Новий розділ" in served["body"]
 

@@ -7,7 +7,13 @@ from datetime import date
 
 import pytest
 
-from knowledge_base.files import ARTICLES_DIR, SHORT_ANSWER_LIMIT, ArticleDocument, is_official_url, read_articles
+from knowledge_base.files import (
+    ARTICLES_DIR,
+    SHORT_ANSWER_LIMIT,
+    ArticleDocument,
+    is_official_url,
+    read_articles,
+)
 from knowledge_base.topics import LANGUAGES, catalogue
 
 DOCUMENTS = read_articles(ARTICLES_DIR)
@@ -64,7 +70,9 @@ def test_georgia_is_not_listed_as_a_declaration_country() -> None:
     text = _all_text(BY_KEY[("work_declaration", "pl")])
     assert "Armeni" in text and "Białoru" in text and "Mołdaw" in text and "Ukrain" in text
     georgia_sentences = [s for s in re.split(r"(?<=[.!?])\s+", text) if "Gruzj" in s]
-    assert all(re.search(r"(usunięt|nie |już|od 1 grudnia|1\.12\.2025)", s) for s in georgia_sentences), georgia_sentences
+    assert all(re.search(r"(usunięt|nie |już|od 1 grudnia|1\.12\.2025)", s) for s in georgia_sentences), (
+        georgia_sentences
+    )
 
 
 def test_card_fee_is_100_zloty_not_the_outdated_50() -> None:

@@ -71,7 +71,10 @@ async def test_a_draft_is_not_served_until_published(session: AsyncSession) -> N
     await _seed_topic(session, "visa_extension")
     served_before = await kb.get_published(session, "visa_extension", "uk")
     draft = await kb.create_draft(
-        session, replace(SEED[("visa_extension", "uk")], title="Чернетка"), actor="anna", note="work in progress"
+        session,
+        replace(SEED[("visa_extension", "uk")], title="Чернетка"),
+        actor="anna",
+        note="work in progress",
     )
     assert draft.status is RevisionStatus.DRAFT
     served = await kb.get_published(session, "visa_extension", "uk")
@@ -137,9 +140,7 @@ async def test_a_new_translation_is_not_stale_but_the_master_never_is(session: A
 
 
 async def test_an_answer_past_valid_until_is_flagged_expired(session: AsyncSession) -> None:
-    expired = replace(
-        SEED[("pesel_ukr", "en")], verified_on=date(2026, 1, 10), valid_until=date(2026, 3, 4)
-    )
+    expired = replace(SEED[("pesel_ukr", "en")], verified_on=date(2026, 1, 10), valid_until=date(2026, 3, 4))
     await _publish(session, expired)
     served = await kb.get_published(session, "pesel_ukr", "en")
     assert served is not None
@@ -158,7 +159,9 @@ async def test_rollback_serves_the_old_text_as_a_new_revision(session: AsyncSess
     assert served.short_answer == SEED[("change_of_address", "uk")].short_answer
     assert served.revision_id == restored.id
     numbers = [r.number for r in await kb.revisions_of(session, "change_of_address", "uk")]
-    assert numbers == sorted(numbers, reverse=True) and len(numbers) == 3, "history is kept, nothing rewritten"
+    assert numbers == sorted(numbers, reverse=True) and len(numbers) == 3, (
+        "history is kept, nothing rewritten"
+    )
 
 
 async def test_rollback_needs_a_reason(session: AsyncSession) -> None:
@@ -169,7 +172,9 @@ async def test_rollback_needs_a_reason(session: AsyncSession) -> None:
 
 async def test_audit_trail_says_who_did_what_when_and_why(session: AsyncSession) -> None:
     first = await _publish(session, SEED[("document_translation_recognition", "en")], actor="anna")
-    await _publish(session, replace(SEED[("document_translation_recognition", "en")], title="v2"), actor="piotr")
+    await _publish(
+        session, replace(SEED[("document_translation_recognition", "en")], title="v2"), actor="piotr"
+    )
     await kb.rollback_to(session, first, actor="anna", reason="v2 lost the sources paragraph")
     entries = (
         await session.exec(

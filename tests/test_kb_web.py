@@ -18,14 +18,23 @@ from tests.conftest import sign_in
 
 pytestmark = pytest.mark.usefixtures("synced_kb")
 
-CONTRACT_FIELDS = {"topic_id", "language", "title", "short_answer", "body", "sources", "verified_on", "valid_until"}
+CONTRACT_FIELDS = {
+    "topic_id",
+    "language",
+    "title",
+    "short_answer",
+    "body",
+    "sources",
+    "verified_on",
+    "valid_until",
+}
 
 
 async def test_article_api_answers_the_contract_fields(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/kb/articles/fees", params={"language": "uk"})
     assert response.status_code == 200
     body = response.json()
-    assert CONTRACT_FIELDS <= set(body)
+    assert set(body) >= CONTRACT_FIELDS
     assert (body["topic_id"], body["language"]) == ("fees", "uk")
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", body["verified_on"])
     assert body["sources"] and all(url.startswith("http") for url in body["sources"])
@@ -122,9 +131,13 @@ async def test_next_after_sign_in_never_leaves_the_site(app: FastAPI, staff_acco
 
 
 @asynccontextmanager
-async def _admin_client(app: FastAPI, staff_accounts: dict[str, str]) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+async def _admin_client(
+    app: FastAPI, staff_accounts: dict[str, str]
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     """A browser-like client signed in as the admin, with the session's CSRF token."""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
         assert (await sign_in(http, "anna.admin", staff_accounts["anna.admin"])).status_code == 303
         page = await http.get("/admin/kb/study_residence/en/edit")
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
@@ -146,11 +159,15 @@ def _form_of(page: str) -> dict[str, str]:
     return {key: html.unescape(value) for key, value in fields.items()}
 
 
-async def test_admin_edits_and_publishes_and_the_api_serves_it(app: FastAPI, staff_accounts: dict[str, str]) -> None:
+async def test_admin_edits_and_publishes_and_the_api_serves_it(
+    app: FastAPI, staff_accounts: dict[str, str]
+) -> None:
     async with _admin_client(app, staff_accounts) as (http, csrf):
         page = await http.get("/admin/kb/study_residence/en/edit")
         form = _form_of(page.text)
-        form["short_answer"] = "Students apply for a temporary residence permit for studies in MOS. Updated by test."
+        form["short_answer"] = (
+            "Students apply for a temporary residence permit for studies in MOS. Updated by test."
+        )
         response = await http.post(
             "/admin/kb/study_residence/en/edit",
             data={**form, "csrf_token": csrf, "action": "publish", "note": "clearer short answer"},
@@ -162,7 +179,9 @@ async def test_admin_edits_and_publishes_and_the_api_serves_it(app: FastAPI, sta
         assert "clearer short answer" in article_page.text
 
 
-async def test_a_rejected_edit_keeps_everything_that_was_typed(app: FastAPI, staff_accounts: dict[str, str]) -> None:
+async def test_a_rejected_edit_keeps_everything_that_was_typed(
+    app: FastAPI, staff_accounts: dict[str, str]
+) -> None:
     async with _admin_client(app, staff_accounts) as (http, csrf):
         form = _form_of((await http.get("/admin/kb/study_residence/ru/edit")).text)
         typed = "Очень длинный короткий ответ " * 20
@@ -179,13 +198,16 @@ async def test_publishing_without_a_reason_is_refused(app: FastAPI, staff_accoun
     async with _admin_client(app, staff_accounts) as (http, csrf):
         form = _form_of((await http.get("/admin/kb/study_residence/uk/edit")).text)
         response = await http.post(
-            "/admin/kb/study_residence/uk/edit", data={**form, "csrf_token": csrf, "action": "publish", "note": ""}
+            "/admin/kb/study_residence/uk/edit",
+            data={**form, "csrf_token": csrf, "action": "publish", "note": ""},
         )
         assert response.status_code == 422
         assert "why you publish" in response.text
 
 
-async def test_forms_without_the_session_csrf_token_are_refused(app: FastAPI, staff_accounts: dict[str, str]) -> None:
+async def test_forms_without_the_session_csrf_token_are_refused(
+    app: FastAPI, staff_accounts: dict[str, str]
+) -> None:
     async with _admin_client(app, staff_accounts) as (http, _csrf):
         form = _form_of((await http.get("/admin/kb/study_residence/pl/edit")).text)
         response = await http.post(
@@ -269,9 +291,9 @@ async def test_a_publish_reaches_another_worker_within_a_second(
                 assert published.status_code == 303
             started = time.monotonic()
             while True:
-                title = (await b.get("/api/v1/kb/articles/family_reunification", params={"language": "uk"})).json()[
-                    "title"
-                ]
+                title = (
+                    await b.get("/api/v1/kb/articles/family_reunification", params={"language": "uk"})
+                ).json()["title"]
                 if title == "Возз'єднання родини — оновлено":
                     break
                 assert time.monotonic() - started < 1.0, "worker B still serves the old revision after 1 s"
