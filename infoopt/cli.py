@@ -62,8 +62,14 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="Worker processes (needs INFOOPT_REDIS_URL above 1)")
     ] = 1,
+    load_articles: Annotated[
+        bool, typer.Option("--kb-sync/--no-kb-sync", help="Load changed article files before serving")
+    ] = True,
 ) -> None:
-    """Apply pending migrations, then serve the API, web pages and webhooks."""
+    """Apply pending migrations, load changed article files, then serve the API, web pages and webhooks.
+
+    Loading the files never overwrites an article an admin edited since its file was last loaded.
+    """
     import uvicorn
 
     settings = _settings()
@@ -73,6 +79,14 @@ def serve(
         )
         raise typer.Exit(2)
     db.upgrade(settings.database_url)
+    if load_articles:
+        report = _run(_with_session(settings, lambda s: kb.sync_from_files(s, ARTICLES_DIR, actor="kb-sync")))
+        typer.echo(
+            f"knowledge base: {report.created} article(s) loaded from files, {report.unchanged} unchanged"
+            + (f", {len(report.conflicts)} kept as edited" if report.conflicts else "")
+        )
+        for problem in report.problems:
+            typer.echo(f"knowledge base: skipped {problem}", err=True)
     host = host or settings.host
     port = port or settings.port
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
@@ -133,19 +147,29 @@ async def _announce_all(settings: Settings, topic_ids: list[str]) -> None:
 def kb_sync(
     directory: Annotated[Path, typer.Option("--dir", help="Article files to load")] = ARTICLES_DIR,
     actor: Annotated[str, typer.Option(help="Recorded as the author in the audit trail")] = "kb-sync",
+    force: Annotated[
+        bool, typer.Option(help="Overwrite articles edited in the editor since the last sync")
+    ] = False,
 ) -> None:
-    """Load the article files; every file that differs from what is served becomes a published revision."""
+    """Load the article files: files changed since the last sync become published revisions.
+
+    Articles an admin edited since then are reported and left alone unless --force is given.
+    """
     settings = _settings()
     if not directory.is_dir():
         typer.echo(f"no article directory at {directory}", err=True)
         raise typer.Exit(2)
     try:
-        report = _run(_with_session(settings, lambda s: kb.sync_from_files(s, directory, actor=actor)))
+        report = _run(
+            _with_session(settings, lambda s: kb.sync_from_files(s, directory, actor=actor, force=force))
+        )
     except ArticleFileError as error:
         typer.echo(f"not loaded: {error}", err=True)
         raise typer.Exit(1) from error
     _run(_announce_all(settings, list(catalogue().topic_ids)))
     typer.echo(f"published {report.created} new revision(s); {report.unchanged} article(s) unchanged")
+    for conflict in report.conflicts:
+        typer.echo(f"kept the editor's version of {conflict} (use --force to overwrite)", err=True)
     for problem in report.problems:
         typer.echo(f"skipped {problem}", err=True)
     if report.problems:

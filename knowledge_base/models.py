@@ -69,6 +69,8 @@ class ArticleRevision(SQLModel, table=True):
     master_revision_id: int | None = Field(default=None, foreign_key="kb_revision.id")
     # Lower-cased, diacritics-free title + answers, for full-text search.
     search_text: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    # Set when `kb sync` made this revision: the hash of the file it came from.
+    file_hash: str | None = Field(default=None, max_length=64)
     note: str | None = Field(default=None, max_length=500)
     created_by: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)

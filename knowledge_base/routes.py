@@ -19,7 +19,7 @@ from infoopt.kb_events import announce_publish
 from infoopt.web import templates
 from knowledge_base import service as kb
 from knowledge_base.backlog import as_training_examples, group_failures, resolve_failures
-from knowledge_base.files import ArticleDocument, ArticleFileError
+from knowledge_base.files import SHORT_ANSWER_LIMIT, ArticleDocument, ArticleFileError
 from knowledge_base.markdown import render_markdown
 from knowledge_base.models import AuditEntry, RevisionStatus
 from knowledge_base.topics import LANGUAGES, catalogue
@@ -220,6 +220,23 @@ async def edit_page(
             (r for r in revisions if r.status in (RevisionStatus.DRAFT, RevisionStatus.IN_REVIEW)), None
         )
     published = await kb.get_published(session, topic_id, language)
+    return await _edit_form(
+        request, session, staff, topic_id, language, values=_form_values(chosen, published), based_on=chosen
+    )
+
+
+async def _edit_form(
+    request: Request,
+    session: SessionDep,
+    staff: CurrentAdmin,
+    topic_id: str,
+    language: str,
+    *,
+    values: dict[str, Any],
+    based_on: Any | None = None,
+    errors: list[str] | None = None,
+) -> Response:
+    """The editor page; with errors it comes back as 422 holding everything that was typed."""
     master = None
     if language != kb.MASTER_LANGUAGE:
         master = await kb.get_published(session, topic_id, kb.MASTER_LANGUAGE)
@@ -231,12 +248,13 @@ async def edit_page(
             "topic": catalogue().topic(topic_id),
             "language": language,
             "language_name": LANGUAGE_NAMES[language],
-            "values": _form_values(chosen, published),
-            "errors": [],
-            "based_on": chosen,
+            "values": values,
+            "errors": errors or [],
+            "based_on": based_on,
             "master": master,
-            "limit": 400,
+            "limit": SHORT_ANSWER_LIMIT,
         },
+        status_code=422 if errors else 200,
     )
 
 
@@ -321,25 +339,7 @@ async def save_edit(
                 errors.append(str(error))
                 await session.rollback()
     if errors:
-        master = None
-        if language != kb.MASTER_LANGUAGE:
-            master = await kb.get_published(session, topic_id, kb.MASTER_LANGUAGE)
-        return _page(
-            request,
-            "kb_edit.html",
-            {
-                "staff": staff,
-                "topic": catalogue().topic(topic_id),
-                "language": language,
-                "language_name": LANGUAGE_NAMES[language],
-                "values": values,
-                "errors": errors,
-                "based_on": None,
-                "master": master,
-                "limit": 400,
-            },
-            status_code=422,
-        )
+        return await _edit_form(request, session, staff, topic_id, language, values=values, errors=errors)
     await session.commit()
     if action == "publish":
         await _announce(redis, cache, topic_id, language)

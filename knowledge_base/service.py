@@ -7,10 +7,10 @@ Services flush and never commit; the caller owns the transaction.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
-import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -21,8 +21,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.clock import utcnow
 from infoopt.errors import DomainError, NotFound
-from knowledge_base.files import ArticleDocument, read_articles, write_article
+from knowledge_base.files import ArticleDocument, read_articles, render_article, write_article
 from knowledge_base.models import Article, ArticleRevision, AuditEntry, RevisionStatus
+from knowledge_base.text import fold
 from knowledge_base.topics import LANGUAGES, catalogue
 
 MASTER_LANGUAGE = "pl"
@@ -74,15 +75,8 @@ class PublishedArticle:
 
 
 def search_text(*parts: str | None) -> str:
-    """Lower case without Latin diacritics, so 'oplata' finds 'opłata' and 'Тарнув' finds 'тарнув'."""
-    joined = " ".join(part for part in parts if part).lower().replace("ł", "l")
-    decomposed = unicodedata.normalize("NFD", joined)
-    kept: list[str] = []
-    for char in decomposed:
-        if unicodedata.combining(char) and kept and kept[-1].isascii():
-            continue
-        kept.append(char)
-    return " ".join(unicodedata.normalize("NFC", "".join(kept)).split())
+    """The folded text search matches against, so 'oplata' finds 'opłata'."""
+    return fold(" ".join(part for part in parts if part))
 
 
 def _validate(document: ArticleDocument) -> None:
@@ -151,8 +145,33 @@ def _object_id(topic_id: str, language: str) -> str:
     return f"{topic_id}/{language}"
 
 
+async def _audit_article(
+    session: AsyncSession,
+    article: Article | ArticleDocument,
+    action: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+    details: dict[str, object],
+) -> None:
+    await audit(
+        session,
+        actor=actor,
+        action=action,
+        object_type="article",
+        object_id=_object_id(article.topic_id, article.language),
+        reason=reason,
+        details=details,
+    )
+
+
 async def create_draft(
-    session: AsyncSession, document: ArticleDocument, *, actor: str, note: str | None = None
+    session: AsyncSession,
+    document: ArticleDocument,
+    *,
+    actor: str,
+    note: str | None = None,
+    file_hash: str | None = None,
 ) -> ArticleRevision:
     """A new draft revision of the document's article."""
     _validate(document)
@@ -176,18 +195,13 @@ async def create_draft(
         master_revision_id=master_id,
         search_text=search_text(document.title, document.short_answer, document.body),
         note=note,
+        file_hash=file_hash,
         created_by=actor,
     )
     session.add(revision)
     await session.flush()
-    await audit(
-        session,
-        actor=actor,
-        action="revision.draft",
-        object_type="article",
-        object_id=_object_id(document.topic_id, document.language),
-        reason=note,
-        details={"revision": revision.number},
+    await _audit_article(
+        session, document, "revision.draft", actor=actor, reason=note, details={"revision": revision.number}
     )
     return revision
 
@@ -214,14 +228,8 @@ async def submit_for_review(
         raise WrongRevisionState(f"revision {revision.number} is {revision.status}, not a draft")
     revision.status = RevisionStatus.IN_REVIEW
     session.add(revision)
-    await audit(
-        session,
-        actor=actor,
-        action="revision.submit",
-        object_type="article",
-        object_id=_object_id(article.topic_id, article.language),
-        reason=note,
-        details={"revision": revision.number},
+    await _audit_article(
+        session, article, "revision.submit", actor=actor, reason=note, details={"revision": revision.number}
     )
     return revision
 
@@ -263,12 +271,11 @@ async def publish_revision(
     await session.flush()
     if article.language == MASTER_LANGUAGE and previous_id is not None:
         await _mark_translations_stale(session, article, revision, actor=actor)
-    await audit(
+    await _audit_article(
         session,
+        article,
+        "revision.publish",
         actor=actor,
-        action="revision.publish",
-        object_type="article",
-        object_id=_object_id(article.topic_id, article.language),
         reason=note,
         details={"revision": revision.number, "previous_revision_id": previous_id},
     )
@@ -290,13 +297,8 @@ async def _mark_translations_stale(
         translation.stale_since = now
         translation.stale_reason = f"Polish revision {revision.number} published; re-verify this language"
         session.add(translation)
-        await audit(
-            session,
-            actor=actor,
-            action="article.stale",
-            object_type="article",
-            object_id=_object_id(translation.topic_id, translation.language),
-            details={"master_revision": revision.number},
+        await _audit_article(
+            session, translation, "article.stale", actor=actor, details={"master_revision": revision.number}
         )
     await session.flush()
 
@@ -319,14 +321,8 @@ async def verify_translation(
     article.stale_reason = None
     session.add_all([article, revision])
     await session.flush()
-    await audit(
-        session,
-        actor=actor,
-        action="article.verify",
-        object_type="article",
-        object_id=_object_id(topic_id, language),
-        reason=note,
-        details={"revision": revision.number},
+    await _audit_article(
+        session, article, "article.verify", actor=actor, reason=note, details={"revision": revision.number}
     )
     return article
 
@@ -342,14 +338,8 @@ async def archive_revision(
         )
     revision.status = RevisionStatus.ARCHIVED
     session.add(revision)
-    await audit(
-        session,
-        actor=actor,
-        action="revision.archive",
-        object_type="article",
-        object_id=_object_id(article.topic_id, article.language),
-        reason=note,
-        details={"revision": revision.number},
+    await _audit_article(
+        session, article, "revision.archive", actor=actor, reason=note, details={"revision": revision.number}
     )
     return revision
 
@@ -377,12 +367,11 @@ async def rollback_to(session: AsyncSession, revision_id: int, *, actor: str, re
         session, _document_of(old, article), actor=actor, note=f"rollback to revision {old.number}: {reason}"
     )
     assert restored.id is not None
-    await audit(
+    await _audit_article(
         session,
+        article,
+        "revision.rollback",
         actor=actor,
-        action="revision.rollback",
-        object_type="article",
-        object_id=_object_id(article.topic_id, article.language),
         reason=reason,
         details={"from_revision": old.number, "new_revision": restored.number},
     )
@@ -573,11 +562,35 @@ class SyncReport:
     created: int
     unchanged: int
     problems: list[str]
+    # Articles edited in the editor since their file was last loaded: left alone unless forced.
+    conflicts: list[str] = field(default_factory=list)
 
 
-async def sync_from_files(session: AsyncSession, root: Path, *, actor: str = SYSTEM_ACTOR) -> SyncReport:
-    """Load the article files: a file that differs from what is served becomes a new published revision.
+def file_hash(document: ArticleDocument) -> str:
+    """A stable hash of a document's content, to recognise a file already loaded."""
+    return hashlib.sha256(render_article(document).encode()).hexdigest()
 
+
+async def _last_synced_hash(session: AsyncSession, article_id: int) -> tuple[str | None, int | None]:
+    """The file hash of the newest revision `kb sync` made for this article, and that revision's id."""
+    row = (
+        await session.exec(
+            select(ArticleRevision.file_hash, ArticleRevision.id)
+            .where(ArticleRevision.article_id == article_id, col(ArticleRevision.file_hash).is_not(None))
+            .order_by(col(ArticleRevision.number).desc())
+            .limit(1)
+        )
+    ).first()
+    return (row[0], row[1]) if row else (None, None)
+
+
+async def sync_from_files(
+    session: AsyncSession, root: Path, *, actor: str = SYSTEM_ACTOR, force: bool = False
+) -> SyncReport:
+    """Load the article files; a file changed since it was last loaded becomes a published revision.
+
+    An article edited in the editor after its file was last loaded is a conflict: it is reported and
+    left alone (an admin's correction is never silently overwritten) unless `force` is set.
     Polish files are applied first, so translations end up verified against the current master.
     """
     documents = sorted(
@@ -585,22 +598,35 @@ async def sync_from_files(session: AsyncSession, root: Path, *, actor: str = SYS
     )
     created = unchanged = 0
     problems: list[str] = []
+    conflicts: list[str] = []
     for document in documents:
         issues = document.problems()
         if catalogue().topic(document.topic_id) is None:
             issues.append("unknown topic")
+        key = f"{document.topic_id}/{document.language}"
         if issues:
-            problems.append(f"{document.topic_id}/{document.language}: {'; '.join(issues)}")
+            problems.append(f"{key}: {'; '.join(issues)}")
             continue
+        digest = file_hash(document)
         current = await get_published(session, document.topic_id, document.language)
-        if current is not None and _same_content(current, document):
+        article = await get_article(session, document.topic_id, document.language)
+        synced_hash, synced_revision = (None, None)
+        if article is not None and article.id is not None:
+            synced_hash, synced_revision = await _last_synced_hash(session, article.id)
+        if (current is not None and _same_content(current, document)) or synced_hash == digest:
             unchanged += 1
             continue
-        revision = await create_draft(session, document, actor=actor, note="loaded from the article files")
+        edited_since = current is not None and current.revision_id != synced_revision
+        if edited_since and not force:
+            conflicts.append(f"{key}: edited in the editor since the file was last loaded")
+            continue
+        revision = await create_draft(
+            session, document, actor=actor, note="loaded from the article files", file_hash=digest
+        )
         assert revision.id is not None
         await publish_revision(session, revision.id, actor=actor, note="kb sync")
         created += 1
-    return SyncReport(created=created, unchanged=unchanged, problems=problems)
+    return SyncReport(created=created, unchanged=unchanged, problems=problems, conflicts=conflicts)
 
 
 def _same_content(current: PublishedArticle, document: ArticleDocument) -> bool:

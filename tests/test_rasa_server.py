@@ -43,6 +43,7 @@ async def test_rasa_extracts_a_case_number(rasa_url: str) -> None:
     finally:
         await engine.close()
     assert result.intent == "check_case_status"
+    assert result.entities.get("case_number") == "WSC-II-P.6151.12345.2025"
 
 
 async def test_fallback_engine_uses_rasa_while_it_is_up(rasa_url: str, settings: Settings) -> None:

@@ -53,6 +53,9 @@ def test_infoopt_serve_runs_on_the_embedded_defaults(tmp_path: Path) -> None:
         for path in ("/healthz", "/readyz", "/openapi.json", "/metrics", "/docs"):
             response = httpx.get(f"{base}{path}", timeout=10)
             assert response.status_code == 200, (path, response.text)
+        article = httpx.get(f"{base}/api/v1/kb/articles/cukr_card", params={"language": "uk"}, timeout=10)
+        assert article.status_code == 200, "serve loaded the knowledge base into SQLite"
+        assert article.json()["valid_until"] == "2027-03-04"
         checks = httpx.get(f"{base}/readyz", timeout=10).json()["checks"]
         assert checks["database"]["detail"] == "sqlite"
         assert checks["redis"]["detail"].startswith("in-process")

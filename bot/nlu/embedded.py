@@ -11,7 +11,6 @@ import asyncio
 import logging
 import pickle
 import time
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,23 +21,11 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 from bot.nlu.engine import IntentScore, NluResult, NluUnavailable
 from bot.nlu.training_data import Example, fingerprint, load_examples
+from knowledge_base.text import fold as normalise
 
 log = logging.getLogger(__name__)
 
 MODEL_VERSION = "embedded-2"
-
-
-def normalise(text: str) -> str:
-    """Lower case, no diacritics in Latin script, one space: how the classifier sees text."""
-    text = unicodedata.normalize("NFKC", text).lower().replace("ł", "l")
-    decomposed = unicodedata.normalize("NFD", text)
-    # Drop combining marks on Latin letters only: Cyrillic й/ё/ї carry meaning.
-    kept: list[str] = []
-    for char in decomposed:
-        if unicodedata.combining(char) and kept and kept[-1].isascii():
-            continue
-        kept.append(char)
-    return " ".join(unicodedata.normalize("NFC", "".join(kept)).split())
 
 
 def build_pipeline() -> Pipeline:

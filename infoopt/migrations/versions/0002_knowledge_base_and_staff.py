@@ -81,6 +81,7 @@ def upgrade() -> None:
     sa.Column('valid_until', sa.Date(), nullable=True),
     sa.Column('master_revision_id', sa.Integer(), nullable=True),
     sa.Column('search_text', sa.Text(), server_default='', nullable=False),
+    sa.Column('file_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
     sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
