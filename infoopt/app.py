@@ -9,8 +9,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from infoopt import auth, db
 from infoopt.errors import install_error_handlers
@@ -67,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await services.close()
 
     app = FastAPI(
+        docs_url=None,  # served below from local files: no CDN
+        redoc_url=None,
         title="INFO.OPT infoline",
         version="0.1.0",
         summary="Answers foreigners' questions on stay and work in Małopolska; hands the rest to people.",
@@ -84,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_exception_handler(auth.NotSignedIn, auth.not_signed_in)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
     app.include_router(auth.router)
     app.include_router(kb_routes.api)
     app.include_router(kb_routes.admin)
@@ -100,6 +105,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         failing = [name for name, check in checks.items() if not check["ok"]]
         body = {"status": "ready" if not failing else "not ready", "failing": failing, "checks": checks}
         return JSONResponse(body, status_code=503 if failing else 200)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        """Swagger UI for the OpenAPI schema, with its assets served by this app."""
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="INFO.OPT infoline API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     async def metrics() -> Response:

@@ -313,3 +313,20 @@ async def test_sync_never_overwrites_an_admins_edit_unless_forced(
     assert forced.created == 1
     served = await kb.get_published(session, "residence_card", "en")
     assert served is not None and served.title == "Changed in git meanwhile"
+
+
+async def test_search_works_on_the_sqlite_default(tmp_path: Path) -> None:
+    from infoopt import db
+
+    url = f"sqlite:///{tmp_path / 'search.sqlite3'}"
+    await db.upgrade_async(url)
+    engine = db.create_engine(url)
+    try:
+        async with db.transaction(db.session_factory(engine)) as sqlite_session:
+            await kb.sync_from_files(sqlite_session, ARTICLES_DIR)
+            hits = await kb.search_published(sqlite_session, "oplata skarbowa", language="pl")
+            none = await kb.search_published(sqlite_session, "zyxwvut")
+    finally:
+        await engine.dispose()
+    assert "fees" in [hit.topic_id for hit in hits[:5]]
+    assert none == []

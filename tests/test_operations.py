@@ -30,7 +30,10 @@ async def test_readyz_reports_postgres_redis_and_nlu(client: httpx.AsyncClient) 
 async def test_openapi_documents_the_operations_routes(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/openapi.json")).json()
     assert {"/healthz", "/readyz", "/metrics"} <= set(schema["paths"])
-    assert (await client.get("/docs")).status_code == 200
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
+    assert "cdn" not in docs.text.lower(), "the API docs load no assets from a CDN"
+    assert (await client.get("/docs-assets/swagger-ui-bundle.js")).status_code == 200
 
 
 async def test_metrics_count_requests_by_route(client: httpx.AsyncClient) -> None:
