@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
+from bot import api as bot_api
 from infoopt import auth, db
 from infoopt.errors import install_error_handlers
 from infoopt.metrics import metrics_response, record_request
@@ -90,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
     app.include_router(auth.router)
+    app.include_router(bot_api.api)
+    app.include_router(bot_api.pages)
     app.include_router(kb_routes.api)
     app.include_router(kb_routes.admin)
 

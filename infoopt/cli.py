@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Coroutine
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -17,7 +20,7 @@ from infoopt import db
 from infoopt.kb_events import announce_publish
 from infoopt.logs import configure_logging, uvicorn_log_config
 from infoopt.redis_store import create_redis
-from infoopt.settings import InsecureConfiguration, Settings, check_production, get_settings
+from infoopt.settings import PROJECT_ROOT, InsecureConfiguration, Settings, check_production, get_settings
 from infoopt.staff import Role, StaffUser, UsernameTaken, WeakPassword, create_user
 from knowledge_base import service as kb
 from knowledge_base.files import ARTICLES_DIR, ArticleFileError
@@ -108,6 +111,8 @@ def serve(
     )
 
 
+nlu_app = typer.Typer(help="The NLU engines: train them, measure them.", no_args_is_help=True)
+app.add_typer(nlu_app, name="nlu")
 kb_app = typer.Typer(
     help="The knowledge base: load the article files, write them back.", no_args_is_help=True
 )
@@ -217,6 +222,148 @@ def users_create(
     typer.echo(
         f"created {user.role} {user.username}" + (f" at {user.office_code}" if user.office_code else "")
     )
+
+
+@app.command()
+def ask(
+    text: Annotated[str, typer.Argument(help="The question, as a person would write it")],
+    language: Annotated[str | None, typer.Option(help="pl, uk, ru or en (default: detect)")] = None,
+    session_id: Annotated[str | None, typer.Option(help="Keep context between calls")] = None,
+) -> None:
+    """Ask the bot one question and print the same JSON as POST /api/v1/ask."""
+    from bot.api import AskRequest, ask_response
+    from infoopt.services import Services
+
+    settings = _settings()
+    try:
+        question = AskRequest(text=text, language=language, session_id=session_id)
+    except ValueError as error:
+        typer.echo(f"not asked: {error}", err=True)
+        raise typer.Exit(2) from error
+
+    async def run() -> str:
+        await db.upgrade_async(settings.database_url)
+        services = await Services.start(settings)
+        try:
+            reply = await services.conversation.reply(
+                question.text, language=question.language, session_id=question.session_id, channel="cli"
+            )
+            return ask_response(reply).model_dump_json(indent=2)
+        finally:
+            await services.close()
+
+    typer.echo(_run(run()))
+
+
+class Engine(StrEnum):
+    EMBEDDED = "embedded"
+    RASA = "rasa"
+    BOTH = "both"
+
+
+@nlu_app.command("train")
+def nlu_train(
+    engine: Annotated[Engine, typer.Option(help="Which engine to train")] = Engine.BOTH,
+) -> None:
+    """Train the embedded engine and the language detector, and the Rasa model, from nlu_data/."""
+    from bot.nlu.embedded import MODEL_VERSION, train
+    from bot.nlu.language import LanguageDetector
+    from bot.nlu.training_data import fingerprint, load_examples
+
+    settings = _settings()
+    data = settings.nlu_data_dir / "data"
+    if engine in (Engine.EMBEDDED, Engine.BOTH):
+        examples = load_examples([data])
+        intents = len({example.intent for example in examples})
+        typer.echo(f"[1/3] read {len(examples)} examples of {intents} intents from {data}")
+        model = train(examples, fingerprint([data], MODEL_VERSION))
+        typer.echo(f"[2/3] embedded engine trained in {model.seconds:.1f} s")
+        cache = settings.data_dir / "nlu"
+        cache.mkdir(parents=True, exist_ok=True)
+        from bot.nlu.training_data import cached_model
+
+        cached_model(cache, "embedded", model.data_fingerprint, lambda: model)
+        started = time.perf_counter()
+        LanguageDetector.from_files(data, cache_dir=cache)
+        typer.echo(
+            f"[3/3] language detector ready in {time.perf_counter() - started:.1f} s; saved under {cache}"
+        )
+    if engine in (Engine.RASA, Engine.BOTH):
+        typer.echo("rasa: training the Rasa server's model (minutes on two cores; progress follows)")
+        script = PROJECT_ROOT / "scripts" / "rasa.sh"
+        result = subprocess.run(["bash", str(script), "train"], check=False)  # noqa: S603, S607
+        if result.returncode != 0:
+            typer.echo("rasa: training failed", err=True)
+            raise typer.Exit(result.returncode)
+
+
+@nlu_app.command("eval")
+def nlu_eval(
+    file: Annotated[
+        Path, typer.Argument(help="Test data in Rasa's NLU format (nlu_data/tests/test_nlu.yml)")
+    ],
+    engine: Annotated[Engine, typer.Option(help="embedded or rasa")] = Engine.EMBEDDED,
+    rasa_url: Annotated[str | None, typer.Option(help="The Rasa server (default INFOOPT_RASA_URL)")] = None,
+    min_accuracy: Annotated[float, typer.Option(help="Fail below this overall accuracy")] = 0.0,
+    min_language_accuracy: Annotated[float, typer.Option(help="Fail below this in any language")] = 0.0,
+    min_oos_rejection: Annotated[float, typer.Option(help="Fail below this out-of-scope rejection")] = 0.0,
+    per_intent: Annotated[bool, typer.Option(help="Print the per-intent table")] = True,
+) -> None:
+    """Accuracy, per-intent precision/recall/F1, the most confused pairs and the figures per language."""
+    from bot.nlu.engine import NluEngine
+    from bot.nlu.evaluation import evaluate, read_test_file, render
+    from bot.nlu.rasa import RasaEngine
+    from infoopt.services import build_embedded
+
+    settings = _settings()
+    if not file.is_file():
+        typer.echo(f"no test file at {file}", err=True)
+        raise typer.Exit(2)
+    examples = read_test_file(file)
+    chosen: NluEngine
+    if engine is Engine.RASA:
+        url = rasa_url or settings.rasa_url
+        if not url:
+            typer.echo("--engine rasa needs --rasa-url or INFOOPT_RASA_URL", err=True)
+            raise typer.Exit(2)
+        chosen = RasaEngine(url, timeout=30)
+    elif engine is Engine.EMBEDDED:
+        chosen = build_embedded(settings)
+    else:
+        typer.echo("evaluate one engine at a time: --engine embedded or --engine rasa", err=True)
+        raise typer.Exit(2)
+
+    async def run() -> str:
+        try:
+            report = await evaluate(chosen.name, chosen.parse, examples)
+        finally:
+            await chosen.close()
+        failures = []
+        if report.accuracy < min_accuracy:
+            failures.append(f"accuracy {report.accuracy:.3f} < {min_accuracy}")
+        for language in report.per_language:
+            if report.language_accuracy(language) < min_language_accuracy:
+                failures.append(
+                    f"{language} accuracy {report.language_accuracy(language):.3f} < {min_language_accuracy}"
+                )
+        if report.out_of_scope_rejection < min_oos_rejection:
+            failures.append(
+                f"out-of-scope rejection {report.out_of_scope_rejection:.3f} < {min_oos_rejection}"
+            )
+        text = render(report, per_intent=per_intent)
+        if failures:
+            raise EvaluationBelowThreshold(text + "\n\nBELOW THRESHOLD: " + "; ".join(failures))
+        return text
+
+    try:
+        typer.echo(_run(run()))
+    except EvaluationBelowThreshold as error:
+        typer.echo(str(error))
+        raise typer.Exit(1) from error
+
+
+class EvaluationBelowThreshold(RuntimeError):
+    """An evaluation came out under a required threshold."""
 
 
 class UnknownOffice(ValueError):

@@ -12,15 +12,19 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.conversation import Conversation
 from bot.nlu.embedded import EmbeddedEngine
 from bot.nlu.engine import FallbackEngine, NluEngine, NluUnavailable
+from bot.nlu.language import LanguageDetector
 from bot.nlu.rasa import RasaEngine
 from infoopt import db
 from infoopt.kb_events import listen_for_publishes
 from infoopt.redis_store import create_redis
 from infoopt.settings import Settings
 from knowledge_base import service as kb
+from knowledge_base.backlog import record_failure
 from knowledge_base.cache import PublishedCache
+from knowledge_base.models import FailureKind
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,7 @@ class Services:
     redis: Redis
     nlu: NluEngine
     kb_cache: PublishedCache
+    conversation: Conversation
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
@@ -80,18 +85,39 @@ class Services:
         engine = db.create_engine(settings.database_url)
         sessions = db.session_factory(engine)
         embedded = await asyncio.to_thread(build_embedded, settings)
+        detector = await asyncio.to_thread(
+            LanguageDetector.from_files, settings.nlu_data_dir / "data", cache_dir=settings.data_dir / "nlu"
+        )
 
         async def load_published(topic_id: str, language: str) -> kb.PublishedArticle | None:
             async with sessions() as session:
                 return await kb.get_published(session, topic_id, language)
 
+        async def remember_failure(
+            kind: FailureKind, text: str, language: str | None, topic_id: str | None, channel: str
+        ) -> None:
+            async with db.transaction(sessions) as session:
+                await record_failure(
+                    session, kind=kind, text=text, language=language, topic_id=topic_id, channel=channel
+                )
+
+        redis = create_redis(settings.redis_url)
+        nlu = build_nlu(settings, embedded)
+        kb_cache = PublishedCache(load_published)
         services = cls(
             settings=settings,
             engine=engine,
             sessions=sessions,
-            redis=create_redis(settings.redis_url),
-            nlu=build_nlu(settings, embedded),
-            kb_cache=PublishedCache(load_published),
+            redis=redis,
+            nlu=nlu,
+            kb_cache=kb_cache,
+            conversation=Conversation(
+                nlu=nlu,
+                detector=detector,
+                articles=kb_cache.get,
+                redis=redis,
+                record_failure=remember_failure,
+            ),
         )
         listening = asyncio.Event()
         services.spawn(listen_for_publishes(services.redis, services.kb_cache, listening))

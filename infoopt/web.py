@@ -12,6 +12,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 TEMPLATE_DIRS = [
     ROOT / "infoopt" / "templates",
     ROOT / "knowledge_base" / "templates",
+    ROOT / "bot" / "templates",
 ]
 
 environment = Environment(

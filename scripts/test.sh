@@ -108,6 +108,14 @@ say "mypy"
 .venv/bin/mypy
 say "import-linter"
 .venv/bin/lint-imports
+say "NLU: both engines on the held-out nlu_data/tests (fails below the thresholds)"
+nlu_dir=$work/nlu-cache
+INFOOPT_DATA_DIR=$nlu_dir INFOOPT_LOG_LEVEL=WARNING .venv/bin/infoopt nlu train --engine embedded
+INFOOPT_DATA_DIR=$nlu_dir INFOOPT_LOG_LEVEL=WARNING .venv/bin/infoopt nlu eval nlu_data/tests/test_nlu.yml \
+    --engine embedded --min-language-accuracy 0.92 --min-oos-rejection 0.90 --no-per-intent
+INFOOPT_DATA_DIR=$nlu_dir INFOOPT_LOG_LEVEL=WARNING .venv/bin/infoopt nlu eval nlu_data/tests/test_nlu.yml \
+    --engine rasa --rasa-url "$INFOOPT_TEST_RASA_URL" --min-language-accuracy 0.88 --min-oos-rejection 0.80 --no-per-intent
+
 say "pytest"
 # The tests never read a developer's .env: they configure every part themselves.
 INFOOPT_ENV=test .venv/bin/python -m pytest "$@"

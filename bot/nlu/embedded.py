@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from bot.nlu.engine import IntentScore, NluResult, NluUnavailable
-from bot.nlu.training_data import Example, fingerprint, load_examples
+from bot.nlu.training_data import Example, cached_model, fingerprint, load_examples
 from knowledge_base.text import fold as normalise
 
 log = logging.getLogger(__name__)
@@ -84,26 +83,15 @@ class EmbeddedEngine:
     def from_files(cls, data_paths: list[Path], *, cache_dir: Path | None = None) -> EmbeddedEngine:
         """Train from the files, or load the cached model trained from exactly these files."""
         key = fingerprint(data_paths, MODEL_VERSION)
-        cache = cache_dir / f"embedded-{key}.pickle" if cache_dir else None
-        if cache is not None and cache.exists():
-            try:
-                with cache.open("rb") as handle:
-                    model = pickle.load(handle)  # noqa: S301  (our own file, named by its data hash)
-                if isinstance(model, TrainedModel) and model.data_fingerprint == key:
-                    return cls(model)
-            except Exception:  # a truncated or foreign file: train again
-                log.warning("nlu.embedded_cache_unreadable", extra={"path": str(cache)})
-        model = train(load_examples(data_paths), key)
-        log.info(
-            "nlu.embedded_trained", extra={"examples": model.examples, "seconds": round(model.seconds, 2)}
-        )
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            partial = cache.with_suffix(".tmp")
-            with partial.open("wb") as handle:
-                pickle.dump(model, handle)
-            partial.replace(cache)
-        return cls(model)
+
+        def build() -> TrainedModel:
+            model = train(load_examples(data_paths), key)
+            log.info(
+                "nlu.embedded_trained", extra={"examples": model.examples, "seconds": round(model.seconds, 2)}
+            )
+            return model
+
+        return cls(cached_model(cache_dir, "embedded", key, build))
 
     def parse_sync(self, text: str) -> NluResult:
         """Rank every label for `text` (CPU-bound, well under a millisecond for a message)."""

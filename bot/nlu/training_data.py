@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
+import pickle
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # `[WSC-II-P.6151.1.2025](case_number)` or `[Kraków]{"entity": "town"}` -> the visible text.
 _ENTITY_MARKUP = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
@@ -28,7 +35,7 @@ def strip_entity_markup(text: str) -> str:
     return _ENTITY_MARKUP.sub(r"\1", text)
 
 
-def _examples_of(block: object) -> Iterator[str]:
+def examples_of(block: object) -> Iterator[str]:
     if isinstance(block, str):
         for line in block.splitlines():
             line = line.strip()
@@ -48,7 +55,7 @@ def read_examples(path: Path) -> list[Example]:
         intent = item.get("intent") if isinstance(item, dict) else None
         if not intent:
             continue  # synonyms, regexes and lookups are Rasa-only
-        for raw in _examples_of(item.get("examples")):
+        for raw in examples_of(item.get("examples")):
             text = strip_entity_markup(raw)
             if text:
                 examples.append(Example(text=text, intent=str(intent), source=str(path)))
@@ -77,3 +84,25 @@ def fingerprint(paths: Iterable[Path], *extra: str) -> str:
     for item in extra:
         digest.update(item.encode())
     return digest.hexdigest()[:16]
+
+
+def cached_model(cache_dir: Path | None, name: str, key: str, build: Callable[[], T]) -> T:
+    """The model saved under `cache_dir/name-key.pickle`, or `build()` and save it there.
+
+    The key is a fingerprint of the training data, so changed data never loads a stale model.
+    """
+    path = cache_dir / f"{name}-{key}.pickle" if cache_dir else None
+    if path is not None and path.exists():
+        try:
+            with path.open("rb") as handle:
+                return pickle.load(handle)  # type: ignore[no-any-return]  # noqa: S301 (our own file)
+        except Exception:  # a truncated or foreign file: build again
+            log.warning("nlu.cache_unreadable", extra={"path": str(path)})
+    model = build()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        with partial.open("wb") as handle:
+            pickle.dump(model, handle)
+        partial.replace(path)
+    return model

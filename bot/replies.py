@@ -1,0 +1,49 @@
+"""The Reply every channel renders: Telegram as a message with buttons, the phone as speech, the API as JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+
+class ReplyKind(StrEnum):
+    ANSWER = "answer"  # a published article
+    CLARIFY = "clarify"  # two or three likely topics to choose from
+    FALLBACK = "fallback"  # not understood: ask again, consultant offered
+    OUT_OF_SCOPE = "out_of_scope"  # not the infoline's business: said honestly, consultant offered
+    HANDOFF = "handoff"  # a person takes over
+    SMALLTALK = "smalltalk"  # greeting, thanks, goodbye
+    CASE_STATUS = "case_status"  # the person wants their own case looked up
+    OUTDATED = "outdated"  # the article expired: not served as current, consultant offered
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """A topic the person can pick when the bot is unsure."""
+
+    topic_id: str
+    title: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    kind: ReplyKind
+    language: str
+    intent: str
+    text: str
+    confidence: float
+    article_id: str | None = None
+    handoff: bool = False
+    title: str | None = None
+    full_answer: str | None = None
+    sources: tuple[str, ...] = ()
+    verified_on: date | None = None
+    valid_until: date | None = None
+    stale: bool = False
+    options: tuple[Option, ...] = ()
+    engine: str | None = None
+    # Where the person can always reach a human, in their language.
+    contact: str = ""
+    buttons: dict[str, str] = field(default_factory=dict)
