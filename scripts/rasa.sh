@@ -59,9 +59,12 @@ train() {
     target=$(model_path)
     if [ -f "$target" ]; then echo "rasa: model up to date: $target"; return; fi
     cd "$here/nlu_data"
+    started=$(date +%s)
     "$venv/bin/rasa" train nlu --config config.yml --domain domain.yml --nlu data \
         --out "$models" --fixed-model-name "$(basename "$target" .tar.gz)" --quiet
-    echo "rasa: trained $target"
+    # Kept beside the model for benchmarks/nlu_engines.py.
+    echo $(( $(date +%s) - started )) >"${target%.tar.gz}.train-seconds"
+    echo "rasa: trained $target in $(cat "${target%.tar.gz}.train-seconds") s"
 }
 
 validate() {
@@ -117,10 +120,11 @@ stop() {
 }
 
 case "${1:-}" in
+    model-path) model_path ;;
     build) build ;;
     validate) validate ;;
     train) train ;;
     start) shift; start "$@" ;;
     stop) stop ;;
-    *) echo "usage: $0 build|validate|train|start [PORT]|stop" >&2; exit 2 ;;
+    *) echo "usage: $0 build|validate|train|start [PORT]|stop|model-path" >&2; exit 2 ;;
 esac

@@ -155,3 +155,26 @@ def test_rasa_response_selector_picks_the_topic_inside_faq() -> None:
     assert result.confidence == pytest.approx(0.72)
     assert result.entities == {"case_number": "WSC-II-P.6151.1.2025"}
     assert [score.name for score in result.ranking][:2] == ["faq/fees", "faq/residence_card"]
+
+
+def test_the_fast_scorer_agrees_with_scikit_learn(engine: EmbeddedEngine, detector: LanguageDetector) -> None:
+    import numpy as np
+
+    from bot.nlu.embedded import normalise
+
+    for example in read_test_file(TEST_FILE)[::25]:
+        text = normalise(example.text)
+        expected = engine.model.pipeline.predict_proba([text])[0]
+        assert np.allclose(engine.scorer.probabilities(text), expected, atol=1e-9)
+        lowered = example.text.lower()
+        expected_language = detector._pipeline.predict_proba([lowered])[0]
+        assert np.allclose(detector._scorer.probabilities(lowered), expected_language, atol=1e-9)
+
+
+def test_a_message_with_no_known_features_still_gets_probabilities(engine: EmbeddedEngine) -> None:
+    import numpy as np
+
+    probabilities = engine.scorer.probabilities("⌘⌘⌘ ⌘⌘")
+    assert not np.isnan(probabilities).any()
+    assert probabilities.sum() == pytest.approx(1.0)
+    assert engine.parse_sync("⌘⌘⌘ ⌘⌘").best.confidence < 0.5, "no evidence means no confident answer"

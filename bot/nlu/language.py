@@ -16,10 +16,11 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from bot.nlu.scoring import FastScorer
 from bot.nlu.training_data import cached_model, fingerprint, load_examples
 
 LANGUAGES = ("pl", "uk", "ru", "en")
-DETECTOR_VERSION = "language-1"
+DETECTOR_VERSION = "language-2"
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _UKRAINIAN_ONLY = re.compile(r"[їєґі]", re.IGNORECASE)
 _RUSSIAN_ONLY = re.compile(r"[ыэъё]", re.IGNORECASE)
@@ -89,6 +90,7 @@ class LanguageDetector:
     def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
         self._labels = [str(label) for label in pipeline.classes_]
+        self._scorer = FastScorer(pipeline)
 
     @classmethod
     def from_files(cls, data_dir: Path, *, cache_dir: Path | None = None) -> LanguageDetector:
@@ -146,7 +148,7 @@ class LanguageDetector:
         return self._classify(text, allowed=("pl", "en"))
 
     def _classify(self, text: str, *, allowed: tuple[str, ...]) -> Detection:
-        probabilities = self._pipeline.predict_proba([text.lower()])[0]
+        probabilities = self._scorer.probabilities(text.lower())
         scores = {
             label: float(p) for label, p in zip(self._labels, probabilities, strict=True) if label in allowed
         }

@@ -1,0 +1,133 @@
+"""The two NLU engines side by side on the same held-out data, in one run.
+
+    .venv/bin/python benchmarks/nlu_engines.py [--rasa-url URL] [--out benchmarks/results/nlu_engines.md]
+
+Reports per engine: top-1 accuracy per language, macro-F1, out-of-scope rejection, parse latency
+p50/p99 (Rasa over HTTP, as the app calls it), resident memory and training time. Without --rasa-url
+it trains (or reuses) the Rasa model with scripts/rasa.sh and starts the server on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.nlu.embedded import EmbeddedEngine, train  # noqa: E402
+from bot.nlu.evaluation import Report, evaluate, read_test_file  # noqa: E402
+from bot.nlu.rasa import RasaEngine  # noqa: E402
+from bot.nlu.training_data import load_examples  # noqa: E402
+
+DATA = ROOT / "nlu_data" / "data"
+TEST = ROOT / "nlu_data" / "tests" / "test_nlu.yml"
+RASA = ROOT / "scripts" / "rasa.sh"
+
+
+def rss_mib(pid: int | str = "self") -> float:
+    """Resident memory of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def row(name: str, report: Report, memory: float, training: str) -> str:
+    languages = " | ".join(f"{report.language_accuracy(language):.3f}" for language in ("pl", "uk", "ru", "en"))
+    return (
+        f"| {name} | {languages} | {report.accuracy:.3f} | {report.macro_f1:.3f} | "
+        f"{report.out_of_scope_rejection:.3f} | {report.percentile_ms(50):.2f} | {report.percentile_ms(99):.2f} | "
+        f"{memory:.0f} | {training} |"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rasa-url")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "nlu_engines.md")
+    args = parser.parse_args()
+
+    examples = read_test_file(TEST)
+    rows = []
+
+    before = rss_mib()
+    started = time.perf_counter()
+    model = train(load_examples([DATA]))
+    embedded_training = time.perf_counter() - started
+    engine = EmbeddedEngine(model)
+    memory = rss_mib() - before
+    for example in examples[:50]:  # warm up caches, as a running service is
+        engine.parse_sync(example.text)
+    report = await evaluate("embedded", engine.parse, examples)
+    rows.append(row("embedded (char+word TF-IDF, SGD)", report, memory, f"{embedded_training:.1f} s"))
+    embedded_report = report
+
+    rasa_url = args.rasa_url
+    state = ROOT / ".rasa" / "benchmark"
+    if rasa_url is None:
+        subprocess.run(["bash", str(RASA), "train"], check=True)  # noqa: S603, S607
+        port = free_port()
+        environment = {**os.environ, "INFOOPT_RASA_STATE": str(state)}
+        subprocess.run(["bash", str(RASA), "start", str(port)], check=True, env=environment)  # noqa: S603, S607
+        rasa_url = f"http://127.0.0.1:{port}"
+    model_path = subprocess.run(  # noqa: S603, S607
+        ["bash", str(RASA), "model-path"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    seconds_file = Path(model_path.removesuffix(".tar.gz") + ".train-seconds")
+    rasa_training = f"{seconds_file.read_text().strip()} s" if seconds_file.exists() else "not recorded"
+    try:
+        rasa = RasaEngine(rasa_url, timeout=30)
+        for example in examples[:20]:
+            await rasa.parse(example.text)
+        rasa_report = await evaluate("rasa", rasa.parse, examples)
+        await rasa.close()
+        pid_file = state / "rasa-server.pid"
+        pid = pid_file.read_text().strip() if pid_file.exists() else None
+        memory = rss_mib(pid) if pid else float("nan")
+        rows.append(row("Rasa 3.6.21 server (DIET + ResponseSelector)", rasa_report, memory, rasa_training))
+    finally:
+        if args.rasa_url is None:
+            subprocess.run(  # noqa: S603, S607
+                ["bash", str(RASA), "stop"], check=False, env={**os.environ, "INFOOPT_RASA_STATE": str(state)}
+            )
+
+    header = (
+        "| engine | pl | uk | ru | en | all | macro-F1 | out-of-scope rejected | p50 ms | p99 ms | memory MiB | training |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    )
+    languages = {language: total for language, (_correct, total) in embedded_report.per_language.items()}
+    text = "\n".join(
+        [
+            "# NLU engines on the held-out set",
+            "",
+            f"`nlu_data/tests/test_nlu.yml`: {len(examples)} examples ({languages}), none of them in the training data.",
+            "Top-1 accuracy counts the first label (a `faq/<topic>` or a conversation intent); out-of-scope rejected is",
+            "the share of out-of-scope questions labelled `out_of_scope` or `nlu_fallback`. Latency is one parse at a",
+            "time on this machine (2 cores); Rasa's includes the HTTP round trip the app makes. Memory is resident",
+            "memory: the embedded model's growth of this process, the whole Rasa server process.",
+            "",
+            header,
+            *rows,
+            "",
+        ]
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
