@@ -25,7 +25,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.nlu.evaluation import read_test_file  # noqa: E402
+from bot.nlu.evaluation import read_test_file
 
 TEST = ROOT / "nlu_data" / "tests" / "test_nlu.yml"
 
@@ -69,7 +69,9 @@ def main() -> None:
     questions = [example.text for example in read_test_file(TEST)]
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
-        environment = {k: v for k, v in os.environ.items() if not k.startswith(("INFOOPT_", "TELEGRAM_", "TWILIO_"))}
+        environment = {
+            k: v for k, v in os.environ.items() if not k.startswith(("INFOOPT_", "TELEGRAM_", "TWILIO_"))
+        }
         environment.update(
             INFOOPT_DATA_DIR=data,
             INFOOPT_DATABASE_URL=f"sqlite:///{data}/bench.sqlite3",
@@ -77,7 +79,7 @@ def main() -> None:
         )
         if args.redis_url:
             environment["INFOOPT_REDIS_URL"] = args.redis_url
-        server = subprocess.Popen(  # noqa: S603
+        server = subprocess.Popen(
             [sys.executable, "-m", "infoopt.cli", "serve", "--port", str(port)],
             env=environment,
             stdout=subprocess.DEVNULL,

@@ -21,10 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.nlu.embedded import EmbeddedEngine, train  # noqa: E402
-from bot.nlu.evaluation import Report, evaluate, read_test_file  # noqa: E402
-from bot.nlu.rasa import RasaEngine  # noqa: E402
-from bot.nlu.training_data import load_examples  # noqa: E402
+from bot.nlu.embedded import EmbeddedEngine, train
+from bot.nlu.evaluation import Report, evaluate, read_test_file
+from bot.nlu.rasa import RasaEngine
+from bot.nlu.training_data import load_examples
 
 DATA = ROOT / "nlu_data" / "data"
 TEST = ROOT / "nlu_data" / "tests" / "test_nlu.yml"
@@ -46,7 +46,9 @@ def free_port() -> int:
 
 
 def row(name: str, report: Report, memory: float, training: str) -> str:
-    languages = " | ".join(f"{report.language_accuracy(language):.3f}" for language in ("pl", "uk", "ru", "en"))
+    languages = " | ".join(
+        f"{report.language_accuracy(language):.3f}" for language in ("pl", "uk", "ru", "en")
+    )
     return (
         f"| {name} | {languages} | {report.accuracy:.3f} | {report.macro_f1:.3f} | "
         f"{report.out_of_scope_rejection:.3f} | {report.percentile_ms(50):.2f} | {report.percentile_ms(99):.2f} | "
@@ -78,12 +80,12 @@ async def main() -> None:
     rasa_url = args.rasa_url
     state = ROOT / ".rasa" / "benchmark"
     if rasa_url is None:
-        subprocess.run(["bash", str(RASA), "train"], check=True)  # noqa: S603, S607
+        subprocess.run(["bash", str(RASA), "train"], check=True)
         port = free_port()
         environment = {**os.environ, "INFOOPT_RASA_STATE": str(state)}
-        subprocess.run(["bash", str(RASA), "start", str(port)], check=True, env=environment)  # noqa: S603, S607
+        subprocess.run(["bash", str(RASA), "start", str(port)], check=True, env=environment)
         rasa_url = f"http://127.0.0.1:{port}"
-    model_path = subprocess.run(  # noqa: S603, S607
+    model_path = subprocess.run(
         ["bash", str(RASA), "model-path"], check=True, capture_output=True, text=True
     ).stdout.strip()
     seconds_file = Path(model_path.removesuffix(".tar.gz") + ".train-seconds")
@@ -100,7 +102,7 @@ async def main() -> None:
         rows.append(row("Rasa 3.6.21 server (DIET + ResponseSelector)", rasa_report, memory, rasa_training))
     finally:
         if args.rasa_url is None:
-            subprocess.run(  # noqa: S603, S607
+            subprocess.run(
                 ["bash", str(RASA), "stop"], check=False, env={**os.environ, "INFOOPT_RASA_STATE": str(state)}
             )
 

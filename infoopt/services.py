@@ -58,6 +58,17 @@ def build_embedded(settings: Settings) -> NluEngine:
         return NluNotReady(f"embedded engine not trained: {error}")  # type: ignore[return-value]
 
 
+def build_detector(settings: Settings) -> LanguageDetector:
+    """The language detector trained from nlu_data/, or its rules alone when there is no data."""
+    try:
+        return LanguageDetector.from_files(
+            settings.nlu_data_dir / "data", cache_dir=settings.data_dir / "nlu"
+        )
+    except (OSError, ValueError) as error:
+        log.error("nlu.language_detector_untrained", extra={"error": str(error)})
+        return LanguageDetector(None)
+
+
 def build_nlu(settings: Settings, embedded: NluEngine) -> NluEngine:
     """Rasa with the embedded engine behind it when INFOOPT_RASA_URL is set; else the embedded engine."""
     if not settings.rasa_url:
@@ -85,9 +96,7 @@ class Services:
         engine = db.create_engine(settings.database_url)
         sessions = db.session_factory(engine)
         embedded = await asyncio.to_thread(build_embedded, settings)
-        detector = await asyncio.to_thread(
-            LanguageDetector.from_files, settings.nlu_data_dir / "data", cache_dir=settings.data_dir / "nlu"
-        )
+        detector = await asyncio.to_thread(build_detector, settings)
 
         async def load_published(topic_id: str, language: str) -> kb.PublishedArticle | None:
             async with sessions() as session:

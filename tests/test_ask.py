@@ -100,7 +100,7 @@ async def test_wanting_ones_own_case_checked_is_recognised(client: httpx.AsyncCl
 
 
 async def test_a_vague_question_gets_two_or_three_topics_to_choose_from(client: httpx.AsyncClient) -> None:
-    body = await ask(client, "karta", language="pl")
+    body = await ask(client, "робота і штамп", language="uk")
     assert body["kind"] == "clarify"
     options = body["options"]
     assert isinstance(options, list) and 2 <= len(options) <= 3

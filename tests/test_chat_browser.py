@@ -43,7 +43,7 @@ async def test_choosing_a_language_and_a_clarification_option(live_server: str, 
         try:
             await page.goto(f"{live_server}/chat")
             await page.select_option("#language", "uk")
-            await page.fill("#text", "штамп в паспорті чи можу я поїхати додому і повернутися")
+            await page.fill("#text", "робота і штамп")
             await page.press("#text", "Enter")
             reply = page.locator("li.bot").last
             await expect(reply).to_have_attribute("data-kind", "clarify")

@@ -178,3 +178,11 @@ def test_a_message_with_no_known_features_still_gets_probabilities(engine: Embed
     assert not np.isnan(probabilities).any()
     assert probabilities.sum() == pytest.approx(1.0)
     assert engine.parse_sync("⌘⌘⌘ ⌘⌘").best.confidence < 0.5, "no evidence means no confident answer"
+
+
+def test_without_training_data_the_letter_and_word_rules_still_work() -> None:
+    rules_only = LanguageDetector(None)
+    assert rules_only.detect("чи можна їхати").language == "uk"
+    assert rules_only.detect("что нужно сделать").language == "ru"
+    assert rules_only.detect("how do I get the card").language == "en"
+    assert rules_only.detect("gdzie mogę złożyć wniosek").language == "pl"

@@ -87,10 +87,11 @@ def _teaches(language: str, text: str) -> bool:
 class LanguageDetector:
     """Rules for unmistakable letters, a character n-gram classifier for the rest."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline | None) -> None:
+        """A detector on a trained pipeline; with None, the letter and word rules alone."""
         self._pipeline = pipeline
-        self._labels = [str(label) for label in pipeline.classes_]
-        self._scorer = FastScorer(pipeline)
+        self._labels = [str(label) for label in pipeline.classes_] if pipeline is not None else []
+        self._scorer = FastScorer(pipeline) if pipeline is not None else None
 
     @classmethod
     def from_files(cls, data_dir: Path, *, cache_dir: Path | None = None) -> LanguageDetector:
@@ -148,6 +149,8 @@ class LanguageDetector:
         return self._classify(text, allowed=("pl", "en"))
 
     def _classify(self, text: str, *, allowed: tuple[str, ...]) -> Detection:
+        if self._scorer is None:  # no training data: the first allowed language, with little confidence
+            return Detection(allowed[0], 0.3)
         probabilities = self._scorer.probabilities(text.lower())
         scores = {
             label: float(p) for label, p in zip(self._labels, probabilities, strict=True) if label in allowed

@@ -73,7 +73,7 @@ class FastScorer:
             if index.size:
                 scores += values @ self._weights[index]
         if self._softmax:
-            exponent = np.exp(scores - scores.max())
+            exponent: NDArray[np.float64] = np.exp(scores - scores.max())
             return exponent / float(exponent.sum())
         positive = 1.0 / (1.0 + np.exp(-scores))
         total = float(positive.sum())
