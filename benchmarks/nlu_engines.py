@@ -21,10 +21,50 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+from bot.conversation import DecisionPolicy, decide
 from bot.nlu.embedded import EmbeddedEngine, train
-from bot.nlu.evaluation import Report, evaluate, read_test_file
+from bot.nlu.engine import NluResult
+from bot.nlu.evaluation import LabelledExample, Report, predicted_label, read_test_file, score
 from bot.nlu.rasa import RasaEngine
 from bot.nlu.training_data import load_examples
+from bot.replies import ReplyKind
+
+OUTCOMES = (
+    "answered right",
+    "answered wrong",
+    "asked back, right topic offered",
+    "asked back, right topic missing",
+    "out of scope / not understood",
+)
+
+
+async def run(
+    name: str, parse: Callable[[str], Awaitable[NluResult]], examples: list[LabelledExample]
+) -> tuple[Report, Counter[str]]:
+    """Parse every example once: top-1 scores, and what the person would get under the default policy."""
+    predictions: list[str] = []
+    latencies: list[float] = []
+    outcomes: Counter[str] = Counter()
+    policy = DecisionPolicy()
+    for example in examples:
+        started = time.perf_counter()
+        result = await parse(example.text)
+        latencies.append((time.perf_counter() - started) * 1000)
+        predictions.append(predicted_label(result))
+        decision = decide(result, policy)
+        if decision.kind is ReplyKind.CLARIFY:
+            offered = {topic.name for topic in decision.topics}
+            outcomes[OUTCOMES[2] if example.intent in offered else OUTCOMES[3]] += 1
+        elif decision.kind in (ReplyKind.FALLBACK, ReplyKind.OUT_OF_SCOPE):
+            outcomes[OUTCOMES[4] if example.intent != "out_of_scope" else OUTCOMES[0]] += 1
+        else:
+            chosen = decision.topics[0].name if decision.topics else decision.intent
+            outcomes[OUTCOMES[0] if chosen == example.intent else OUTCOMES[1]] += 1
+    return score(name, examples, predictions, latencies), outcomes
+
 
 DATA = ROOT / "nlu_data" / "data"
 TEST = ROOT / "nlu_data" / "tests" / "test_nlu.yml"
@@ -73,9 +113,10 @@ async def main() -> None:
     memory = rss_mib() - before
     for example in examples[:50]:  # warm up caches, as a running service is
         engine.parse_sync(example.text)
-    report = await evaluate("embedded", engine.parse, examples)
+    report, outcomes = await run("embedded", engine.parse, examples)
     rows.append(row("embedded (char+word TF-IDF, SGD)", report, memory, f"{embedded_training:.1f} s"))
     embedded_report = report
+    decisions = [("embedded", outcomes)]
 
     rasa_url = args.rasa_url
     state = ROOT / ".rasa" / "benchmark"
@@ -94,7 +135,8 @@ async def main() -> None:
         rasa = RasaEngine(rasa_url, timeout=30)
         for example in examples[:20]:
             await rasa.parse(example.text)
-        rasa_report = await evaluate("rasa", rasa.parse, examples)
+        rasa_report, rasa_outcomes = await run("rasa", rasa.parse, examples)
+        decisions.append(("Rasa", rasa_outcomes))
         await rasa.close()
         pid_file = state / "rasa-server.pid"
         pid = pid_file.read_text().strip() if pid_file.exists() else None
@@ -111,6 +153,10 @@ async def main() -> None:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     )
     languages = {language: total for language, (_correct, total) in embedded_report.per_language.items()}
+    outcome_rows = [
+        f"| {name} | " + " | ".join(f"{counts[o] / len(examples):.3f}" for o in OUTCOMES) + " |"
+        for name, counts in decisions
+    ]
     text = "\n".join(
         [
             "# NLU engines on the held-out set",
@@ -123,6 +169,14 @@ async def main() -> None:
             "",
             header,
             *rows,
+            "",
+            "## What a person gets (the conversation's default decision policy)",
+            "",
+            'Share of held-out questions. "Asked back" offers the two or three likeliest topics as buttons.',
+            "",
+            "| engine | " + " | ".join(OUTCOMES) + " |",
+            "| --- | " + " | ".join("---" for _ in OUTCOMES) + " |",
+            *outcome_rows,
             "",
         ]
     )

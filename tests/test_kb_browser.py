@@ -49,8 +49,12 @@ async def test_admin_signs_in_edits_and_publishes_a_ukrainian_answer(
         served = (
             await http.get("/api/v1/kb/articles/stamp_and_legal_stay", params={"language": "uk"})
         ).json()
+        question = {"text": "що дає штамп у паспорті, чи я легально тут", "language": "uk"}
+        asked = (await http.post("/api/v1/ask", json=question)).json()
     assert served["short_answer"] == new_short
     assert "Новий розділ" in served["body"]
+    assert asked["article_id"] == "stamp_and_legal_stay"
+    assert asked["answer"] == new_short, "the bot answers with the text the admin just published"
 
 
 async def test_over_long_short_answer_is_shown_red_and_refused(
