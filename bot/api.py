@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from bot.conversation import MAX_TEXT, Conversation
 from bot.locales import say
 from bot.replies import Reply, ReplyKind
+from infoopt.errors import DomainError
+from infoopt.limits import within_rate
 from infoopt.web import templates
 from knowledge_base.models import FailureKind
 from knowledge_base.topics import catalogue
@@ -131,9 +133,26 @@ def _apology(language: str | None) -> AskResponse:
     )
 
 
-@api.post("/ask", response_model=AskResponse, responses={422: {"description": "malformed question"}})
-async def ask(question: AskRequest, conversation: ConversationDep) -> AskResponse:
+class TooManyQuestions(DomainError):
+    status_code = 429
+    code = "too_many_requests"
+
+
+@api.post(
+    "/ask",
+    response_model=AskResponse,
+    responses={
+        422: {"description": "malformed question"},
+        429: {"description": "too many questions a minute"},
+    },
+)
+async def ask(question: AskRequest, conversation: ConversationDep, request: Request) -> AskResponse:
     """Answer one question from the published knowledge base, or hand over to a person."""
+    client = question.session_id or (request.client.host if request.client else "unknown")
+    limit = request.app.state.settings.ask_limit_per_minute
+    if not await within_rate(conversation.redis, f"ask:{client}", limit=limit, window_seconds=60):
+        lang = question.language or "pl"
+        raise TooManyQuestions(f"{say(lang, 'too_many')} {say(lang, 'contact')}")
     try:
         if question.action == "consultant":
             reply = await conversation.hand_over(

@@ -17,6 +17,7 @@ from swagger_ui_bundle import swagger_ui_path
 from bot import api as bot_api
 from infoopt import auth, db
 from infoopt.errors import install_error_handlers
+from infoopt.limits import BodySizeLimit
 from infoopt.metrics import metrics_response, record_request
 from infoopt.redis_store import is_in_process
 from infoopt.services import Services
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.middleware("http")(record_request)
+    app.add_middleware(BodySizeLimit)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     # Browsers that may call the API from another origin (comma separated).
     cors_origins: Annotated[list[str], NoDecode] = []
     nlu_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Questions a minute per conversation (or per address without one): plenty for a person typing.
+    ask_limit_per_minute: int = Field(default=30, ge=1)
 
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)

@@ -254,3 +254,37 @@ async def test_a_question_between_two_topics_offers_both(client: httpx.AsyncClie
         assert "travel_abroad" in topics
     else:
         assert body["article_id"] == "travel_abroad"
+
+
+async def test_an_oversized_body_is_refused_before_it_is_read(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/ask",
+        content=b'{"text": "' + b"x" * 400_000 + b'"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert "KiB" in response.json()["detail"]
+
+
+async def test_a_flood_of_questions_is_slowed_down_with_the_way_to_a_person(
+    client: httpx.AsyncClient,
+) -> None:
+    settings = client._transport.app.state.settings  # type: ignore[attr-defined]
+    limit, settings.ask_limit_per_minute = settings.ask_limit_per_minute, 30
+    try:
+        session = f"flood-{uuid.uuid4().hex}"
+        statuses = []
+        for _ in range(32):
+            response = await client.post(
+                "/api/v1/ask", json={"text": "fees", "session_id": session, "language": "en"}
+            )
+            statuses.append(response.status_code)
+        other = await client.post(
+            "/api/v1/ask", json={"text": "fees", "session_id": f"other-{uuid.uuid4().hex}"}
+        )
+    finally:
+        settings.ask_limit_per_minute = limit
+    assert statuses[:30] == [200] * 30
+    assert statuses[-1] == 429
+    assert "12 210 20 20" in response.json()["detail"]
+    assert other.status_code == 200, "one person's flood does not block another"
