@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infoopt.db import transaction
 from knowledge_base.cache import PublishedCache
 
 if TYPE_CHECKING:  # the domain routes use these aliases and must not import the bot through them
@@ -22,14 +23,8 @@ def get_services(request: Request) -> Services:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request; it commits when the handler succeeds and rolls back when it raises."""
-    services = get_services(request)
-    async with services.sessions() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with transaction(get_services(request).sessions) as session:
+        yield session
 
 
 def get_redis(request: Request) -> Redis:

@@ -10,7 +10,7 @@ import difflib
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -72,6 +72,20 @@ class PublishedArticle:
     def expired(self, today: date) -> bool:
         """Past its `valid_until`: not to be served as current information."""
         return self.valid_until is not None and self.valid_until < today
+
+    def document(self) -> ArticleDocument:
+        """The served content in the article-file form."""
+        return ArticleDocument(
+            topic_id=self.topic_id,
+            language=self.language,
+            title=self.title,
+            short_answer=self.short_answer,
+            body=self.body,
+            sources=self.sources,
+            legal_basis=self.legal_basis,
+            verified_on=self.verified_on,
+            valid_until=self.valid_until,
+        )
 
 
 def search_text(*parts: str | None) -> str:
@@ -630,22 +644,8 @@ async def sync_from_files(
 
 
 def _same_content(current: PublishedArticle, document: ArticleDocument) -> bool:
-    return (
-        current.title,
-        current.short_answer,
-        current.body.strip(),
-        current.sources,
-        current.legal_basis,
-        current.verified_on,
-        current.valid_until,
-    ) == (
-        document.title,
-        document.short_answer,
-        document.body.strip(),
-        document.sources,
-        document.legal_basis,
-        document.verified_on,
-        document.valid_until,
+    return replace(current.document(), body=current.body.strip()) == replace(
+        document, body=document.body.strip()
     )
 
 
@@ -653,19 +653,6 @@ async def export_to_files(session: AsyncSession, root: Path) -> int:
     """Write every published revision back as article files; returns how many were written."""
     count = 0
     for article in await all_published(session):
-        write_article(
-            root,
-            ArticleDocument(
-                topic_id=article.topic_id,
-                language=article.language,
-                title=article.title,
-                short_answer=article.short_answer,
-                body=article.body,
-                sources=article.sources,
-                legal_basis=article.legal_basis,
-                verified_on=article.verified_on,
-                valid_until=article.valid_until,
-            ),
-        )
+        write_article(root, article.document())
         count += 1
     return count
