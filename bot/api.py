@@ -90,6 +90,7 @@ class AskResponse(BaseModel):
     contact: str
     buttons: dict[str, str]
     engine: str | None = None
+    entities: dict[str, str] = Field(default_factory=dict, description="e.g. case_number, town (a PID code)")
 
 
 def ask_response(reply: Reply) -> AskResponse:
@@ -113,6 +114,7 @@ def ask_response(reply: Reply) -> AskResponse:
         contact=reply.contact,
         buttons=reply.buttons,
         engine=reply.engine,
+        entities=reply.entities,
     )
 
 

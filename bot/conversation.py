@@ -290,6 +290,7 @@ class Conversation:
             text=text,
             confidence=round(float(confidence), 4),
             engine=result.engine if result else None,
+            entities=dict(result.entities) if result else {},
             contact=say(language, "contact"),
             buttons={
                 key: say(language, f"button_{key}")

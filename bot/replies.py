@@ -44,6 +44,8 @@ class Reply:
     stale: bool = False
     options: tuple[Option, ...] = ()
     engine: str | None = None
+    # What the NLU found in the message: case_number, town (a PID code).
+    entities: dict[str, str] = field(default_factory=dict)
     # Where the person can always reach a human, in their language.
     contact: str = ""
     buttons: dict[str, str] = field(default_factory=dict)

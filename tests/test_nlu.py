@@ -186,3 +186,40 @@ def test_without_training_data_the_letter_and_word_rules_still_work() -> None:
     assert rules_only.detect("что нужно сделать").language == "ru"
     assert rules_only.detect("how do I get the card").language == "en"
     assert rules_only.detect("gdzie mogę złożyć wniosek").language == "pl"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("check my case WSC-II-P.6151.12345.2025 please", "WSC-II-P.6151.12345.2025"),
+        ("мій номер wsc ii s 6151 2301 2025", "WSC-II-S.6151.2301.2025"),
+        ("sprawa WSC-II-O.6151.777.2026, data urodzenia 01.02.1990", "WSC-II-O.6151.777.2026"),
+        ("moja sprawa trwa 8 miesięcy", None),
+    ],
+)
+def test_case_numbers_are_found_in_any_spelling(text: str, expected: str | None) -> None:
+    from bot.nlu.entities import case_number
+
+    assert case_number(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("punkt w Tarnowie godziny", "TARNOW"),
+        ("де пункт у Новому Сончі", "NOWY-SACZ"),
+        ("Przy Rondzie 6 otwarte w poniedzialek?", "KRK-RONDO"),
+        ("офис на ul. Basztowej", "KRK-BASZTOWA"),
+        ("в Кракові", "KRAKOW"),
+        ("jak zapłacić opłatę", None),
+    ],
+)
+def test_pid_points_are_recognised_by_town_or_street(text: str, code: str | None) -> None:
+    from bot.nlu.entities import place
+
+    assert place(text) == code
+
+
+def test_the_embedded_engine_returns_the_entities(engine: EmbeddedEngine) -> None:
+    result = engine.parse_sync("sprawdz moja sprawe WSC-II-P.6151.12345.2025 w Tarnowie")
+    assert result.entities == {"case_number": "WSC-II-P.6151.12345.2025", "town": "TARNOW"}

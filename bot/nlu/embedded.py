@@ -19,6 +19,7 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from bot.nlu.engine import IntentScore, NluResult, NluUnavailable
+from bot.nlu.entities import extract
 from bot.nlu.scoring import FastScorer
 from bot.nlu.training_data import Example, cached_model, fingerprint, load_examples
 from knowledge_base.text import fold as normalise
@@ -100,7 +101,9 @@ class EmbeddedEngine:
         probabilities = self.scorer.probabilities(normalise(text))
         order = np.argsort(probabilities)[::-1]
         ranking = tuple(IntentScore(self.model.labels[i], float(probabilities[i])) for i in order[:10])
-        return NluResult(text=text, best=ranking[0], ranking=ranking, engine=self.name)
+        return NluResult(
+            text=text, best=ranking[0], ranking=ranking, engine=self.name, entities=extract(text)
+        )
 
     async def parse(self, text: str) -> NluResult:
         try:
