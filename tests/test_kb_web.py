@@ -250,9 +250,13 @@ async def test_backlog_groups_similar_failures_and_exports_training_examples(
     async with db.transaction(db.session_factory(pg_engine)) as session:  # type: ignore[arg-type]
         for text in texts:
             await record_failure(session, kind=FailureKind.FALLBACK, text=text, language="ru")
+        await record_failure(
+            session, kind=FailureKind.NOT_HELPFUL, text="ile kosztuje zmiana karty", language="pl", topic_id="fees"
+        )
     async with _admin_client(app, staff_accounts) as (http, csrf):
         page = await http.get("/admin/kb-backlog")
         assert page.status_code == 200
+        assert 'href="/admin/kb/fees/pl/edit"' in page.text, "a voted-down answer links to its editor"
         group_ids = re.findall(r'name="ids" value="([^"]+)"', page.text)
         parking = next(ids for ids in group_ids if ids.count(",") >= 1)
         exported = await http.post(
