@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.clock import utcnow
 from knowledge_base.models import BotFailure, FailureKind
+from knowledge_base.text import to_latin
 
 MAX_TEXT = 2000
 SIMILARITY = 0.45
@@ -61,7 +62,7 @@ def cluster(texts: Sequence[str], *, threshold: float = SIMILARITY) -> list[list
     if len(texts) == 1:
         return [[0]]
     vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True).fit_transform(
-        [text.lower() for text in texts]
+        [to_latin(text) for text in texts]
     )
     similarity = cosine_similarity(vectors)
     unassigned = set(range(len(texts)))

@@ -251,14 +251,23 @@ async def test_backlog_groups_similar_failures_and_exports_training_examples(
         for text in texts:
             await record_failure(session, kind=FailureKind.FALLBACK, text=text, language="ru")
         await record_failure(
-            session, kind=FailureKind.NOT_HELPFUL, text="ile kosztuje zmiana karty", language="pl", topic_id="fees"
+            session,
+            kind=FailureKind.NOT_HELPFUL,
+            text="ile kosztuje zmiana karty",
+            language="pl",
+            topic_id="fees",
         )
     async with _admin_client(app, staff_accounts) as (http, csrf):
         page = await http.get("/admin/kb-backlog")
         assert page.status_code == 200
         assert 'href="/admin/kb/fees/pl/edit"' in page.text, "a voted-down answer links to its editor"
-        group_ids = re.findall(r'name="ids" value="([^"]+)"', page.text)
-        parking = next(ids for ids in group_ids if ids.count(",") >= 1)
+        groups = page.text.split('<div class="card backlog-group">')[1:]
+        parking_group = next(group for group in groups if "parkovka vozle" in group)
+        assert "парковка" in parking_group and "adopt a cat" not in parking_group, (
+            "similar texts form one group"
+        )
+        parking = re.search(r'name="ids" value="([^"]+)"', parking_group).group(1)  # type: ignore[union-attr]
+        assert parking.count(",") >= 2
         exported = await http.post(
             "/admin/kb-backlog/resolve",
             data={"csrf_token": csrf, "ids": parking, "action": "train", "intent": "out_of_scope"},

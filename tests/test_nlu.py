@@ -223,3 +223,17 @@ def test_pid_points_are_recognised_by_town_or_street(text: str, code: str | None
 def test_the_embedded_engine_returns_the_entities(engine: EmbeddedEngine) -> None:
     result = engine.parse_sync("sprawdz moja sprawe WSC-II-P.6151.12345.2025 w Tarnowie")
     assert result.entities == {"case_number": "WSC-II-P.6151.12345.2025", "town": "TARNOW"}
+
+
+def test_backlog_groups_the_same_question_in_cyrillic_and_in_transliteration() -> None:
+    from knowledge_base.backlog import cluster
+
+    texts = [
+        "skolko stoit parkovka vozle urzedu",
+        "сколько стоит парковка возле ужонда",
+        "how do I adopt a cat in krakow",
+        "skolko stoit parkovka u urzedu?",
+    ]
+    groups = cluster(texts)
+    assert sorted(groups[0]) == [0, 1, 3]
+    assert [2] in groups
