@@ -57,15 +57,7 @@ class SearchHitOut(BaseModel):
 
 def article_out(article: kb.PublishedArticle, *, today: date) -> ArticleOut:
     return ArticleOut(
-        topic_id=article.topic_id,
-        language=article.language,
-        title=article.title,
-        short_answer=article.short_answer,
-        body=article.body,
-        sources=list(article.sources),
-        legal_basis=article.legal_basis,
-        verified_on=article.verified_on,
-        valid_until=article.valid_until,
+        **asdict(article.document()),
         revision=article.revision_number,
         stale=article.stale,
         expired=article.expired(today),

@@ -10,7 +10,7 @@ import difflib
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -456,18 +456,11 @@ async def get_published(session: AsyncSession, topic_id: str, language: str) -> 
 
 def _published(article: Article, revision: ArticleRevision) -> PublishedArticle:
     assert revision.id is not None
+    document = _document_of(revision, article)
     return PublishedArticle(
-        topic_id=article.topic_id,
-        language=article.language,
+        **{field.name: getattr(document, field.name) for field in fields(document)},
         revision_id=revision.id,
         revision_number=revision.number,
-        title=revision.title,
-        short_answer=revision.short_answer,
-        body=revision.body,
-        sources=tuple(revision.sources),
-        legal_basis=revision.legal_basis,
-        verified_on=revision.verified_on,
-        valid_until=revision.valid_until,
         stale=article.stale_since is not None,
     )
 
