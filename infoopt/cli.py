@@ -98,7 +98,9 @@ def serve(
         f"  health   http://{shown}:{port}/healthz\n"
         f"  ready    http://{shown}:{port}/readyz\n"
         f"  API docs http://{shown}:{port}/docs\n"
-        f"  metrics  http://{shown}:{port}/metrics"
+        f"  metrics  http://{shown}:{port}/metrics\n"
+        f"  web chat http://{shown}:{port}/chat\n"
+        f"  editor   http://{shown}:{port}/admin/kb (infoopt users create --username NAME --role admin)"
     )
     sys.stdout.flush()
     uvicorn.run(

@@ -66,3 +66,4 @@ def test_infoopt_serve_runs_on_the_embedded_defaults(tmp_path: Path) -> None:
         log.close()
     output = (tmp_path / "serve.log").read_text()
     assert f"http://127.0.0.1:{port}/docs" in output, "serve prints the URLs"
+    assert f"http://127.0.0.1:{port}/chat" in output
