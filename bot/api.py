@@ -91,6 +91,7 @@ class AskResponse(BaseModel):
     buttons: dict[str, str]
     engine: str | None = None
     entities: dict[str, str] = Field(default_factory=dict, description="e.g. case_number, town (a PID code)")
+    notes: dict[str, str] = Field(default_factory=dict, description="captions: verified_on, sources, stale")
 
 
 def ask_response(reply: Reply) -> AskResponse:
@@ -115,6 +116,7 @@ def ask_response(reply: Reply) -> AskResponse:
         buttons=reply.buttons,
         engine=reply.engine,
         entities=reply.entities,
+        notes=reply.notes,
     )
 
 

@@ -259,6 +259,11 @@ class Conversation:
             verified_on=article.verified_on,
             valid_until=article.valid_until,
             stale=article.stale,
+            notes={
+                "verified_on": say(language, "verified_on", date=article.verified_on.strftime("%d.%m.%Y")),
+                "sources": say(language, "sources"),
+                **({"stale": say(language, "stale_note")} if article.stale else {}),
+            },
         )
 
     async def _clarify(self, candidates: list[IntentScore], language: str, result: NluResult) -> Reply:

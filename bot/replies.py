@@ -44,6 +44,8 @@ class Reply:
     stale: bool = False
     options: tuple[Option, ...] = ()
     engine: str | None = None
+    # Captions in the person's language: "verified on" with the date, "sources", a stale warning.
+    notes: dict[str, str] = field(default_factory=dict)
     # What the NLU found in the message: case_number, town (a PID code).
     entities: dict[str, str] = field(default_factory=dict)
     # Where the person can always reach a human, in their language.

@@ -46,6 +46,7 @@ async def test_a_clear_question_is_answered_from_the_article_in_the_persons_lang
     assert body["answer"] == article["short_answer"]
     assert body["sources"] == article["sources"]
     assert body["verified_on"] == article["verified_on"]
+    assert body["notes"]["verified_on"].endswith("22.11.2026")
 
 
 async def test_a_chosen_language_wins_over_detection(client: httpx.AsyncClient) -> None:

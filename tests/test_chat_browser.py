@@ -26,6 +26,7 @@ async def test_a_question_gets_an_answer_with_sources_and_buttons(
             await expect(answer.locator(".meta a").first).to_have_attribute(
                 "href", "https://infoopt.pl/oplaty/"
             )
+            await expect(answer.locator(".verified")).to_have_text("✔ Sprawdzono: 22.11.2026")
             full = answer.locator(".full")
             await expect(full).to_be_hidden()
             await answer.locator("button[data-action=full]").click()

@@ -67,7 +67,10 @@
       buttons.appendChild(button(labels.not_helpful || "Not helpful", "not_helpful", function () { vote(reply, false, item); }));
       item.appendChild(full);
       const meta = element("div", "meta");
-      if (reply.verified_on) meta.appendChild(element("div", "", "✔ " + reply.verified_on));
+      const notes = reply.notes || {};
+      if (reply.verified_on) meta.appendChild(element("div", "verified", "✔ " + (notes.verified_on || reply.verified_on)));
+      if (notes.stale) meta.appendChild(element("div", "stale", "⚠ " + notes.stale));
+      if ((reply.sources || []).length && notes.sources) meta.appendChild(element("div", "", notes.sources + ":"));
       (reply.sources || []).forEach(function (url) {
         const link = element("a", "", url);
         link.href = url; link.rel = "noopener noreferrer"; link.target = "_blank";
