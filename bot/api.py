@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from bot.conversation import MAX_TEXT, Conversation
 from bot.locales import say
 from bot.replies import Reply, ReplyKind
+from infoopt.deps import get_services
 from infoopt.errors import DomainError
 from infoopt.limits import within_rate
 from infoopt.web import templates
@@ -28,8 +29,7 @@ Language = Literal["pl", "uk", "ru", "en"]
 
 
 def get_conversation(request: Request) -> Conversation:
-    conversation: Conversation = request.app.state.services.conversation
-    return conversation
+    return get_services(request).conversation
 
 
 ConversationDep = Annotated[Conversation, Depends(get_conversation)]
