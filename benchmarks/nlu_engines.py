@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from bot.conversation import DecisionPolicy, decide
 from bot.nlu.embedded import EmbeddedEngine, train
 from bot.nlu.engine import NluResult
-from bot.nlu.evaluation import LabelledExample, Report, predicted_label, read_test_file, score
+from bot.nlu.evaluation import LabelledExample, Report, evaluate, read_test_file
 from bot.nlu.rasa import RasaEngine
 from bot.nlu.training_data import load_examples
 from bot.replies import ReplyKind
@@ -45,15 +45,10 @@ async def run(
     name: str, parse: Callable[[str], Awaitable[NluResult]], examples: list[LabelledExample]
 ) -> tuple[Report, Counter[str]]:
     """Parse every example once: top-1 scores, and what the person would get under the default policy."""
-    predictions: list[str] = []
-    latencies: list[float] = []
     outcomes: Counter[str] = Counter()
     policy = DecisionPolicy()
-    for example in examples:
-        started = time.perf_counter()
-        result = await parse(example.text)
-        latencies.append((time.perf_counter() - started) * 1000)
-        predictions.append(predicted_label(result))
+
+    def count_outcome(example: LabelledExample, result: NluResult) -> None:
         decision = decide(result, policy)
         if decision.kind is ReplyKind.CLARIFY:
             offered = {topic.name for topic in decision.topics}
@@ -63,7 +58,9 @@ async def run(
         else:
             chosen = decision.topics[0].name if decision.topics else decision.intent
             outcomes[OUTCOMES[0] if chosen == example.intent else OUTCOMES[1]] += 1
-    return score(name, examples, predictions, latencies), outcomes
+
+    report = await evaluate(name, parse, examples, observe=count_outcome)
+    return report, outcomes
 
 
 DATA = ROOT / "nlu_data" / "data"

@@ -273,14 +273,12 @@ async def publish_revision(
     revision.published_at = now
     article.published_revision_id = revision.id
     article.updated_at = now
-    if article.language == MASTER_LANGUAGE:
-        article.stale_since = None
-        article.stale_reason = None
-    else:
+    # A new revision is current by definition: a translation is verified against today's master.
+    article.stale_since = None
+    article.stale_reason = None
+    if article.language != MASTER_LANGUAGE:
         master = await get_article(session, article.topic_id, MASTER_LANGUAGE)
         revision.master_revision_id = master.published_revision_id if master else None
-        article.stale_since = None
-        article.stale_reason = None
     session.add_all([revision, article])
     await session.flush()
     if article.language == MASTER_LANGUAGE and previous_id is not None:

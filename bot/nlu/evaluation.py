@@ -99,7 +99,7 @@ class Report:
 
 def predicted_label(result: NluResult) -> str:
     """The label an evaluation compares: `faq/<topic>` for articles, else the intent."""
-    return result.best.name if result.topic_id or result.best.name else "nlu_fallback"
+    return result.best.name or "nlu_fallback"
 
 
 def score(
@@ -155,8 +155,12 @@ async def evaluate(
     examples: Sequence[LabelledExample],
     *,
     label: Callable[[NluResult], str] = predicted_label,
+    observe: Callable[[LabelledExample, NluResult], None] | None = None,
 ) -> Report:
-    """Parse every example with `parse` and score the results, timing each parse."""
+    """Parse every example with `parse` and score the results, timing each parse.
+
+    `observe` sees every example with its result, for measures beyond top-1 (the benchmark's outcomes).
+    """
     predictions: list[str] = []
     latencies: list[float] = []
     for example in examples:
@@ -164,6 +168,8 @@ async def evaluate(
         result = await parse(example.text)
         latencies.append((time.perf_counter() - started) * 1000)
         predictions.append(label(result))
+        if observe is not None:
+            observe(example, result)
     return score(name, examples, predictions, latencies)
 
 
