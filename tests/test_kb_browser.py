@@ -4,46 +4,38 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from playwright.async_api import async_playwright, expect
-
-from tests.conftest import CHROMIUM_ARGS
+from playwright.async_api import Page, expect
 
 pytestmark = pytest.mark.browser
 
 
 async def test_admin_signs_in_edits_and_publishes_a_ukrainian_answer(
-    live_server: str, chromium_path: str, staff_accounts: dict[str, str]
+    live_server: str, page: Page, staff_accounts: dict[str, str]
 ) -> None:
     new_short = "Тест: штамп у паспорті замінила довідка (zaświadczenie) з MOS; вона підтверджує легальне перебування."
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        page = await browser.new_page()
-        try:
-            await page.goto(f"{live_server}/admin/kb")
-            await expect(page).to_have_url(f"{live_server}/login?next=/admin/kb")
-            await page.fill("#username", "anna.admin")
-            await page.fill("#password", staff_accounts["anna.admin"])
-            await page.click("button[type=submit]")
-            await expect(page.locator("h1")).to_have_text("Knowledge base")
+    await page.goto(f"{live_server}/admin/kb")
+    await expect(page).to_have_url(f"{live_server}/login?next=/admin/kb")
+    await page.fill("#username", "anna.admin")
+    await page.fill("#password", staff_accounts["anna.admin"])
+    await page.click("button[type=submit]")
+    await expect(page.locator("h1")).to_have_text("Knowledge base")
 
-            await page.click('td[data-cell="stamp_and_legal_stay/uk"] a')
-            await page.click("text=Edit")
-            await expect(page.locator("#preview h2").first).to_be_visible()  # the server-rendered preview
+    await page.click('td[data-cell="stamp_and_legal_stay/uk"] a')
+    await page.click("text=Edit")
+    await expect(page.locator("#preview h2").first).to_be_visible()  # the server-rendered preview
 
-            await page.fill("#short_answer", new_short)
-            await expect(page.locator("#short-counter")).to_have_text(str(len(new_short)))
-            await page.fill("#body", "## Новий розділ\n\n**Важливо:** <script>alert(1)</script> текст.\n")
-            await expect(page.locator("#preview")).to_contain_text("Новий розділ")
-            await expect(page.locator("#preview strong")).to_have_text("Важливо:")
-            assert await page.locator("#preview script").count() == 0
-            await page.fill("#note", "зміна після запуску MOS")
-            await page.click("#publish-button")
+    await page.fill("#short_answer", new_short)
+    await expect(page.locator("#short-counter")).to_have_text(str(len(new_short)))
+    await page.fill("#body", "## Новий розділ\n\n**Важливо:** <script>alert(1)</script> текст.\n")
+    await expect(page.locator("#preview")).to_contain_text("Новий розділ")
+    await expect(page.locator("#preview strong")).to_have_text("Важливо:")
+    assert await page.locator("#preview script").count() == 0
+    await page.fill("#note", "зміна після запуску MOS")
+    await page.click("#publish-button")
 
-            await expect(page.locator("h1")).to_contain_text("stamp_and_legal_stay")
-            await expect(page.locator(".card").first).to_contain_text(new_short)
-            await expect(page.locator("table").last).to_contain_text("revision.publish")
-        finally:
-            await browser.close()
+    await expect(page.locator("h1")).to_contain_text("stamp_and_legal_stay")
+    await expect(page.locator(".card").first).to_contain_text(new_short)
+    await expect(page.locator("table").last).to_contain_text("revision.publish")
 
     async with httpx.AsyncClient(base_url=live_server) as http:
         served = (
@@ -58,22 +50,16 @@ async def test_admin_signs_in_edits_and_publishes_a_ukrainian_answer(
 
 
 async def test_over_long_short_answer_is_shown_red_and_refused(
-    live_server: str, chromium_path: str, staff_accounts: dict[str, str]
+    live_server: str, page: Page, staff_accounts: dict[str, str]
 ) -> None:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        page = await browser.new_page()
-        try:
-            await page.goto(f"{live_server}/login")
-            await page.fill("#username", "anna.admin")
-            await page.fill("#password", staff_accounts["anna.admin"])
-            await page.click("button[type=submit]")
-            await page.goto(f"{live_server}/admin/kb/fees/en/edit")
-            await page.fill("#short_answer", "x" * 401)
-            await expect(page.locator("#short-counter")).to_have_class("counter over")
-            await page.fill("#note", "too long on purpose")
-            await page.click("#publish-button")
-            await expect(page.locator(".errors")).to_contain_text("at most 400")
-            assert await page.input_value("#short_answer") == "x" * 401
-        finally:
-            await browser.close()
+    await page.goto(f"{live_server}/login")
+    await page.fill("#username", "anna.admin")
+    await page.fill("#password", staff_accounts["anna.admin"])
+    await page.click("button[type=submit]")
+    await page.goto(f"{live_server}/admin/kb/fees/en/edit")
+    await page.fill("#short_answer", "x" * 401)
+    await expect(page.locator("#short-counter")).to_have_class("counter over")
+    await page.fill("#note", "too long on purpose")
+    await page.click("#publish-button")
+    await expect(page.locator(".errors")).to_contain_text("at most 400")
+    assert await page.input_value("#short_answer") == "x" * 401
