@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.db import transaction
+from infoopt.settings import Settings
 from knowledge_base.cache import PublishedCache
 
 if TYPE_CHECKING:  # the domain routes use these aliases and must not import the bot through them
@@ -35,6 +36,11 @@ def get_kb_cache(request: Request) -> PublishedCache:
     return get_services(request).kb_cache
 
 
+def get_app_settings(request: Request) -> Settings:
+    return get_services(request).settings
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 KbCacheDep = Annotated[PublishedCache, Depends(get_kb_cache)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     nlu_timeout_seconds: float = Field(default=2.0, gt=0)
     # Questions a minute per conversation (or per address without one): plenty for a person typing.
     ask_limit_per_minute: int = Field(default=30, ge=1)
+    # Two people publish a knowledge-base answer: its author and another admin who approves it.
+    # A single-admin installation switches this off; the editor then says nobody else reviewed it.
+    kb_second_reviewer: bool = True
 
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)

@@ -20,6 +20,15 @@ class RevisionStatus(StrEnum):
     ARCHIVED = "archived"
 
 
+class PublishReview(StrEnum):
+    """Who checked a revision before it went out."""
+
+    SECOND_PERSON = "second_person"  # an admin other than the author approved it
+    SINGLE_ADMIN = "single_admin"  # the installation switched the second review off
+    ARTICLE_FILES = "article_files"  # `kb sync` loaded it from the files reviewed in the repository
+    ROLLBACK = "rollback"  # earlier content that was reviewed when it was first published
+
+
 class Article(SQLModel, table=True):
     """One topic in one language; points at the revision the bot serves."""
 
@@ -74,8 +83,17 @@ class ArticleRevision(SQLModel, table=True):
     note: str | None = Field(default=None, max_length=500)
     created_by: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
+    submitted_by: str | None = Field(default=None, max_length=64)
+    submitted_at: datetime | None = None
+    # Set when a reviewer sends the revision back to its author: who, when and why.
+    returned_by: str | None = Field(default=None, max_length=64)
+    returned_at: datetime | None = None
+    return_comment: str | None = Field(default=None, max_length=1000)
     published_by: str | None = Field(default=None, max_length=64)
     published_at: datetime | None = None
+    publish_review: PublishReview | None = Field(
+        default=None, sa_column=Column(enum_column(PublishReview), nullable=True)
+    )
 
 
 class AuditEntry(SQLModel, table=True):

@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from infoopt.auth import CurrentAdmin, CurrentKnowledgeReader, check_csrf
 from infoopt.clock import utcnow
-from infoopt.deps import KbCacheDep, RedisDep, SessionDep
+from infoopt.deps import KbCacheDep, RedisDep, SessionDep, SettingsDep
 from infoopt.errors import DomainError, NotFound
 from infoopt.kb_events import announce_publish
 from infoopt.web import templates
@@ -121,19 +121,47 @@ async def matrix_page(request: Request, session: SessionDep, staff: CurrentAdmin
     groups: dict[str, list[str]] = {}
     for topic in catalogue().topics:
         groups.setdefault(topic.group, []).append(topic.id)
+    to_review, returned = await kb.review_queue(session, username=staff.username)
     return _page(
         request,
         "kb_matrix.html",
-        {"staff": staff, "cells": cells, "groups": groups, "languages": LANGUAGES, "counts": counts},
+        {
+            "staff": staff,
+            "cells": cells,
+            "groups": groups,
+            "languages": LANGUAGES,
+            "counts": counts,
+            "to_review": to_review,
+            "returned": returned,
+        },
     )
 
 
 @admin.get("/kb/{topic_id}/{language}", response_class=HTMLResponse)
 async def article_page(
-    request: Request, topic_id: str, language: str, session: SessionDep, staff: CurrentAdmin
+    request: Request,
+    topic_id: str,
+    language: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    staff: CurrentAdmin,
 ) -> Response:
     """One article: what is served, its revisions and what can be done with them."""
     _known(topic_id, language)
+    return await _article_view(request, session, settings, staff, topic_id, language)
+
+
+async def _article_view(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    staff: CurrentAdmin,
+    topic_id: str,
+    language: str,
+    *,
+    errors: list[str] | None = None,
+    status_code: int = 200,
+) -> Response:
     published = await kb.get_published(session, topic_id, language)
     article = await kb.get_article(session, topic_id, language)
     revisions = await kb.revisions_of(session, topic_id, language)
@@ -161,7 +189,10 @@ async def article_page(
             "revisions": revisions,
             "audit": audit_entries,
             "master": kb.MASTER_LANGUAGE,
+            "second_reviewer": settings.kb_second_reviewer,
+            "errors": errors or [],
         },
+        status_code=status_code,
     )
 
 
@@ -196,6 +227,7 @@ async def edit_page(
     topic_id: str,
     language: str,
     session: SessionDep,
+    settings: SettingsDep,
     staff: CurrentAdmin,
     revision: Annotated[int | None, Query()] = None,
 ) -> Response:
@@ -213,13 +245,21 @@ async def edit_page(
         )
     published = await kb.get_published(session, topic_id, language)
     return await _edit_form(
-        request, session, staff, topic_id, language, values=_form_values(chosen, published), based_on=chosen
+        request,
+        session,
+        settings,
+        staff,
+        topic_id,
+        language,
+        values=_form_values(chosen, published),
+        based_on=chosen,
     )
 
 
 async def _edit_form(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     staff: CurrentAdmin,
     topic_id: str,
     language: str,
@@ -245,6 +285,7 @@ async def _edit_form(
             "based_on": based_on,
             "master": master,
             "limit": SHORT_ANSWER_LIMIT,
+            "second_reviewer": settings.kb_second_reviewer,
         },
         status_code=422 if errors else 200,
     )
@@ -269,6 +310,7 @@ async def save_edit(
     session: SessionDep,
     redis: RedisDep,
     cache: KbCacheDep,
+    settings: SettingsDep,
     staff: CurrentAdmin,
     csrf_token: Annotated[str, Form(max_length=64)] = "",
     action: Annotated[str, Form(max_length=16)] = "draft",
@@ -315,23 +357,32 @@ async def save_edit(
             valid_until=until,
         )
         errors.extend(document.problems())
-        if action == "publish" and not note.strip():
-            errors.append("say in a few words why you publish this change (it goes to the audit trail)")
         if not errors:
+            # A savepoint: a rule that says no undoes the new draft and keeps the signed-in staff loaded.
             try:
-                revision = await kb.create_draft(
-                    session, document, actor=staff.username, note=note.strip() or None
-                )
-                assert revision.id is not None
-                if action == "review":
-                    await kb.submit_for_review(session, revision.id, actor=staff.username, note=note or None)
-                elif action == "publish":
-                    await kb.publish_revision(session, revision.id, actor=staff.username, note=note)
+                async with session.begin_nested():
+                    revision = await kb.create_draft(
+                        session, document, actor=staff.username, note=note.strip() or None
+                    )
+                    assert revision.id is not None
+                    if action == "review":
+                        await kb.submit_for_review(
+                            session, revision.id, actor=staff.username, note=note or None
+                        )
+                    elif action == "publish":
+                        await kb.publish_revision(
+                            session,
+                            revision.id,
+                            actor=staff.username,
+                            reason=note,
+                            second_person=settings.kb_second_reviewer,
+                        )
             except (DomainError, ArticleFileError) as error:
                 errors.append(str(error))
-                await session.rollback()
     if errors:
-        return await _edit_form(request, session, staff, topic_id, language, values=values, errors=errors)
+        return await _edit_form(
+            request, session, settings, staff, topic_id, language, values=values, errors=errors
+        )
     await session.commit()
     if action == "publish":
         await _announce(redis, cache, topic_id, language)
@@ -358,33 +409,60 @@ async def preview(
 
 @admin.post("/kb/revisions/{revision_id}/{operation}")
 async def revision_operation(
+    request: Request,
     revision_id: int,
     operation: str,
     session: SessionDep,
     redis: RedisDep,
     cache: KbCacheDep,
+    settings: SettingsDep,
     staff: CurrentAdmin,
     csrf_token: Annotated[str, Form(max_length=64)] = "",
-    reason: Annotated[str, Form(max_length=500)] = "",
+    reason: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    """Submit for review, publish, withdraw or roll back to a revision."""
+    """Submit for review, approve and publish, send back to the author, withdraw, or roll back.
+
+    A rule that says no shows the article page again with the reason, and nothing changes.
+    """
     check_csrf(staff, csrf_token)
     _revision, article = await kb.get_revision(session, revision_id)
+    topic_id, language = article.topic_id, article.language
     actor = staff.username
-    if operation == "submit":
-        await kb.submit_for_review(session, revision_id, actor=actor, note=reason or None)
-    elif operation == "publish":
-        await kb.publish_revision(session, revision_id, actor=actor, note=reason or None)
-    elif operation == "archive":
-        await kb.archive_revision(session, revision_id, actor=actor, note=reason or None)
-    elif operation == "rollback":
-        await kb.rollback_to(session, revision_id, actor=actor, reason=reason)
-    else:
+    if operation not in ("submit", "publish", "return", "archive", "rollback"):
         raise NotFound(f"unknown operation {operation!r}")
+    try:
+        async with session.begin_nested():
+            if operation == "submit":
+                await kb.submit_for_review(session, revision_id, actor=actor, note=reason or None)
+            elif operation == "publish":
+                await kb.publish_revision(
+                    session,
+                    revision_id,
+                    actor=actor,
+                    reason=reason,
+                    second_person=settings.kb_second_reviewer,
+                )
+            elif operation == "return":
+                await kb.return_to_author(session, revision_id, actor=actor, comment=reason)
+            elif operation == "archive":
+                await kb.archive_revision(session, revision_id, actor=actor, note=reason or None)
+            else:
+                await kb.rollback_to(session, revision_id, actor=actor, reason=reason)
+    except (kb.InvalidRevision, kb.WrongRevisionState, kb.OwnRevision) as error:
+        return await _article_view(
+            request,
+            session,
+            settings,
+            staff,
+            topic_id,
+            language,
+            errors=[str(error)],
+            status_code=error.status_code,
+        )
     await session.commit()
     if operation in ("publish", "rollback"):
-        await _announce(redis, cache, article.topic_id, article.language)
-    return RedirectResponse(f"/admin/kb/{article.topic_id}/{article.language}", status_code=303)
+        await _announce(redis, cache, topic_id, language)
+    return RedirectResponse(f"/admin/kb/{topic_id}/{language}", status_code=303)
 
 
 @admin.post("/kb/{topic_id}/{language}/verify")

@@ -20,9 +20,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.clock import utcnow
-from infoopt.errors import DomainError, NotFound
+from infoopt.errors import DomainError, Forbidden, NotFound
 from knowledge_base.files import ArticleDocument, read_articles, render_article, write_article
-from knowledge_base.models import Article, ArticleRevision, AuditEntry, RevisionStatus
+from knowledge_base.models import Article, ArticleRevision, AuditEntry, PublishReview, RevisionStatus
 from knowledge_base.text import fold
 from knowledge_base.topics import LANGUAGES, catalogue
 
@@ -41,6 +41,19 @@ class InvalidRevision(DomainError):
 
 class WrongRevisionState(DomainError):
     code = "wrong_revision_state"
+
+
+class OwnRevision(Forbidden):
+    """The two-person rule: whoever wrote or submitted a revision does not approve it."""
+
+    code = "own_revision"
+
+
+def _required_reason(reason: str | None, what: str) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise InvalidRevision(f"say in a few words why you {what} (it goes to the audit trail)")
+    return text
 
 
 class ArticleState(StrEnum):
@@ -236,11 +249,13 @@ async def get_revision(session: AsyncSession, revision_id: int) -> tuple[Article
 async def submit_for_review(
     session: AsyncSession, revision_id: int, *, actor: str, note: str | None = None
 ) -> ArticleRevision:
-    """Move a draft into review."""
+    """Move a draft into review, where an admin other than its author approves or returns it."""
     revision, article = await get_revision(session, revision_id)
     if revision.status is not RevisionStatus.DRAFT:
         raise WrongRevisionState(f"revision {revision.number} is {revision.status}, not a draft")
     revision.status = RevisionStatus.IN_REVIEW
+    revision.submitted_by = actor
+    revision.submitted_at = utcnow()
     session.add(revision)
     await _audit_article(
         session, article, "revision.submit", actor=actor, reason=note, details={"revision": revision.number}
@@ -248,15 +263,70 @@ async def submit_for_review(
     return revision
 
 
+async def return_to_author(
+    session: AsyncSession, revision_id: int, *, actor: str, comment: str
+) -> ArticleRevision:
+    """Send a revision in review back to its author as a draft, saying what to change."""
+    revision, article = await get_revision(session, revision_id)
+    comment = _required_reason(comment, "send it back: the author reads it")
+    if revision.status is not RevisionStatus.IN_REVIEW:
+        raise WrongRevisionState(f"revision {revision.number} is {revision.status}, not in review")
+    revision.status = RevisionStatus.DRAFT
+    revision.returned_by = actor
+    revision.returned_at = utcnow()
+    revision.return_comment = comment[:1000]
+    session.add(revision)
+    await _audit_article(
+        session,
+        article,
+        "revision.return",
+        actor=actor,
+        reason=comment,
+        details={"revision": revision.number},
+    )
+    return revision
+
+
 async def publish_revision(
-    session: AsyncSession, revision_id: int, *, actor: str, note: str | None = None
+    session: AsyncSession,
+    revision_id: int,
+    *,
+    actor: str,
+    reason: str,
+    second_person: bool,
 ) -> ArticleRevision:
     """Serve this revision from now on; the previous one is archived.
 
+    Every publish states its reason. With `second_person` (the installation's rule) only a revision
+    in review can be published, and only by someone other than its author and submitter.
     Publishing Polish (the master) marks the other languages of the topic stale; publishing a
     translation re-verifies it against the current Polish revision.
     """
     revision, article = await get_revision(session, revision_id)
+    reason = _required_reason(reason, "publish this revision")
+    if second_person:
+        if revision.status is not RevisionStatus.IN_REVIEW:
+            raise WrongRevisionState(
+                f"revision {revision.number} is {revision.status}: send it to review; "
+                "another admin approves and publishes it"
+            )
+        if actor in (revision.created_by, revision.submitted_by):
+            raise OwnRevision(
+                f"you wrote or submitted revision {revision.number}; another admin must review and publish it"
+            )
+    review = PublishReview.SECOND_PERSON if second_person else PublishReview.SINGLE_ADMIN
+    return await _publish(session, revision, article, actor=actor, reason=reason, review=review)
+
+
+async def _publish(
+    session: AsyncSession,
+    revision: ArticleRevision,
+    article: Article,
+    *,
+    actor: str,
+    reason: str,
+    review: PublishReview,
+) -> ArticleRevision:
     if revision.status not in (RevisionStatus.DRAFT, RevisionStatus.IN_REVIEW):
         raise WrongRevisionState(
             f"revision {revision.number} is {revision.status}; publish a draft or one in review"
@@ -271,6 +341,7 @@ async def publish_revision(
     revision.status = RevisionStatus.PUBLISHED
     revision.published_by = actor
     revision.published_at = now
+    revision.publish_review = review
     article.published_revision_id = revision.id
     article.updated_at = now
     # A new revision is current by definition: a translation is verified against today's master.
@@ -288,8 +359,13 @@ async def publish_revision(
         article,
         "revision.publish",
         actor=actor,
-        reason=note,
-        details={"revision": revision.number, "previous_revision_id": previous_id},
+        reason=reason,
+        details={
+            "revision": revision.number,
+            "previous_revision_id": previous_id,
+            "review": review.value,
+            "author": revision.created_by,
+        },
     )
     return revision
 
@@ -371,14 +447,20 @@ def _document_of(revision: ArticleRevision, article: Article) -> ArticleDocument
 
 
 async def rollback_to(session: AsyncSession, revision_id: int, *, actor: str, reason: str) -> ArticleRevision:
-    """Publish an earlier revision's content again, as a new revision; history stays intact."""
+    """Publish an earlier revision's content again, as a new revision; history stays intact.
+
+    Only content that was once published (and so reviewed then) can come back this way, so the
+    two-person rule cannot be side-stepped through a rollback.
+    """
     old, article = await get_revision(session, revision_id)
-    if not reason.strip():
-        raise InvalidRevision("say why you roll back")
+    reason = _required_reason(reason, "roll back")
+    if old.published_at is None:
+        raise WrongRevisionState(
+            f"revision {old.number} was never published; only published content comes back"
+        )
     restored = await create_draft(
         session, _document_of(old, article), actor=actor, note=f"rollback to revision {old.number}: {reason}"
     )
-    assert restored.id is not None
     await _audit_article(
         session,
         article,
@@ -387,8 +469,13 @@ async def rollback_to(session: AsyncSession, revision_id: int, *, actor: str, re
         reason=reason,
         details={"from_revision": old.number, "new_revision": restored.number},
     )
-    return await publish_revision(
-        session, restored.id, actor=actor, note=f"rollback to revision {old.number}"
+    return await _publish(
+        session,
+        restored,
+        article,
+        actor=actor,
+        reason=f"rollback to revision {old.number}: {reason}",
+        review=PublishReview.ROLLBACK,
     )
 
 
@@ -435,6 +522,58 @@ async def revisions_of(session: AsyncSession, topic_id: str, language: str) -> S
             .order_by(col(ArticleRevision.number).desc())
         )
     ).all()
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewItem:
+    """A revision someone has to act on: waiting for a reviewer, or sent back to its author."""
+
+    revision_id: int
+    topic_id: str
+    language: str
+    number: int
+    author: str
+    submitted_by: str | None
+    returned_by: str | None
+    return_comment: str | None
+
+
+async def review_queue(session: AsyncSession, *, username: str) -> tuple[list[ReviewItem], list[ReviewItem]]:
+    """What waits for this admin: revisions others sent to review, and own drafts sent back."""
+    rows = (
+        await session.exec(
+            select(ArticleRevision, Article)
+            .join(Article, col(Article.id) == ArticleRevision.article_id)
+            .where(
+                (col(ArticleRevision.status) == RevisionStatus.IN_REVIEW)
+                | (
+                    (col(ArticleRevision.status) == RevisionStatus.DRAFT)
+                    & col(ArticleRevision.returned_by).is_not(None)
+                    & (col(ArticleRevision.created_by) == username)
+                )
+            )
+            .order_by(col(ArticleRevision.submitted_at), col(ArticleRevision.id))
+        )
+    ).all()
+    to_review: list[ReviewItem] = []
+    returned: list[ReviewItem] = []
+    for revision, article in rows:
+        assert revision.id is not None
+        item = ReviewItem(
+            revision.id,
+            article.topic_id,
+            article.language,
+            revision.number,
+            revision.created_by,
+            revision.submitted_by,
+            revision.returned_by,
+            revision.return_comment,
+        )
+        if revision.status is RevisionStatus.DRAFT:
+            returned.append(item)
+        elif username not in (revision.created_by, revision.submitted_by):
+            to_review.append(item)
+    return to_review, returned
 
 
 async def get_published(session: AsyncSession, topic_id: str, language: str) -> PublishedArticle | None:
@@ -628,8 +767,17 @@ async def sync_from_files(
         revision = await create_draft(
             session, document, actor=actor, note="loaded from the article files", file_hash=digest
         )
+        # The files are reviewed in the repository (see knowledge_base/reviews/) before they are loaded.
         assert revision.id is not None
-        await publish_revision(session, revision.id, actor=actor, note="kb sync")
+        revision, owner = await get_revision(session, revision.id)
+        await _publish(
+            session,
+            revision,
+            owner,
+            actor=actor,
+            reason="kb sync: loaded from the article files",
+            review=PublishReview.ARTICLE_FILES,
+        )
         created += 1
     return SyncReport(created=created, unchanged=unchanged, problems=problems, conflicts=conflicts)
 

@@ -146,11 +146,12 @@ async def synced_kb(pg_engine: AsyncEngine) -> None:
 
 @pytest.fixture(scope="session")
 async def staff_accounts(pg_engine: AsyncEngine) -> dict[str, str]:
-    """An admin and a consultant; returns username -> password."""
+    """Two admins (an author and a reviewer) and a consultant; returns username -> password."""
     from infoopt.staff import Role, create_user
 
     accounts = {
         "anna.admin": ("admin", "Admin-password-2026"),
+        "marek.admin": ("admin", "Reviewer-password-2026"),
         "kasia.konsultant": ("consultant", "Consultant-pass-2026"),
     }
     async with db.transaction(db.session_factory(pg_engine)) as session:

@@ -143,7 +143,9 @@ async def test_an_expired_article_is_not_served_as_current(
             session, replace(seed, verified_on=date(2025, 1, 1), valid_until=date(2025, 6, 1)), actor="test"
         )
         assert revision.id is not None
-        await kb.publish_revision(session, revision.id, actor="test", note="expired on purpose")
+        await kb.publish_revision(
+            session, revision.id, actor="test", reason="expired on purpose", second_person=False
+        )
     client_app = client._transport.app  # type: ignore[attr-defined]
     client_app.state.services.kb_cache.invalidate("pesel_ukr")
     try:
@@ -157,7 +159,9 @@ async def test_an_expired_article_is_not_served_as_current(
         async with db.transaction(db.session_factory(pg_engine)) as session:  # type: ignore[arg-type]
             restored = await kb.create_draft(session, seed, actor="test")
             assert restored.id is not None
-            await kb.publish_revision(session, restored.id, actor="test", note="back to current")
+            await kb.publish_revision(
+                session, restored.id, actor="test", reason="back to current", second_person=False
+            )
         client_app.state.services.kb_cache.invalidate("pesel_ukr")
 
 

@@ -13,16 +13,20 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge_base import service as kb
 from knowledge_base.files import ARTICLES_DIR, ArticleDocument, read_articles
-from knowledge_base.models import AuditEntry, RevisionStatus
+from knowledge_base.models import AuditEntry, PublishReview, RevisionStatus
 
 SEED = {(d.topic_id, d.language): d for d in read_articles(ARTICLES_DIR)}
 TODAY = date(2026, 11, 22)
 
 
-async def _publish(session: AsyncSession, document: ArticleDocument, actor: str = "anna") -> int:
+async def _publish(
+    session: AsyncSession, document: ArticleDocument, actor: str = "anna", reviewer: str = "boss"
+) -> int:
+    """Written and sent to review by `actor`, approved and published by `reviewer`."""
     revision = await kb.create_draft(session, document, actor=actor, note="test")
     assert revision.id is not None
-    await kb.publish_revision(session, revision.id, actor=actor, note="test publish")
+    await kb.submit_for_review(session, revision.id, actor=actor)
+    await kb.publish_revision(session, revision.id, actor=reviewer, reason="test publish", second_person=True)
     return revision.id
 
 
@@ -81,7 +85,7 @@ async def test_a_draft_is_not_served_until_published(session: AsyncSession) -> N
     assert served == served_before
     assert draft.id is not None
     await kb.submit_for_review(session, draft.id, actor="anna")
-    await kb.publish_revision(session, draft.id, actor="boss", note="reviewed")
+    await kb.publish_revision(session, draft.id, actor="boss", reason="reviewed", second_person=True)
     served = await kb.get_published(session, "visa_extension", "uk")
     assert served is not None and served.title == "Чернетка"
 
@@ -98,7 +102,7 @@ async def test_an_archived_revision_cannot_be_published_again(session: AsyncSess
     first = await _publish(session, SEED[("citizenship", "ru")])
     await _publish(session, replace(SEED[("citizenship", "ru")], title="v2"))
     with pytest.raises(kb.WrongRevisionState):
-        await kb.publish_revision(session, first, actor="anna")
+        await kb.publish_revision(session, first, actor="boss", reason="again", second_person=False)
 
 
 async def test_publishing_polish_marks_the_other_languages_stale(session: AsyncSession) -> None:
@@ -171,9 +175,14 @@ async def test_rollback_needs_a_reason(session: AsyncSession) -> None:
 
 
 async def test_audit_trail_says_who_did_what_when_and_why(session: AsyncSession) -> None:
-    first = await _publish(session, SEED[("document_translation_recognition", "en")], actor="anna")
+    first = await _publish(
+        session, SEED[("document_translation_recognition", "en")], actor="anna", reviewer="piotr"
+    )
     await _publish(
-        session, replace(SEED[("document_translation_recognition", "en")], title="v2"), actor="piotr"
+        session,
+        replace(SEED[("document_translation_recognition", "en")], title="v2"),
+        actor="piotr",
+        reviewer="anna",
     )
     await kb.rollback_to(session, first, actor="anna", reason="v2 lost the sources paragraph")
     entries = (
@@ -187,11 +196,13 @@ async def test_audit_trail_says_who_did_what_when_and_why(session: AsyncSession)
         )
     ).all()
     actions = [(entry.actor, entry.action) for entry in entries]
-    assert actions[:4] == [
+    assert actions[:6] == [
         ("anna", "revision.draft"),
-        ("anna", "revision.publish"),
-        ("piotr", "revision.draft"),
+        ("anna", "revision.submit"),
         ("piotr", "revision.publish"),
+        ("piotr", "revision.draft"),
+        ("piotr", "revision.submit"),
+        ("anna", "revision.publish"),
     ]
     assert ("anna", "revision.rollback") in actions
     rollback = next(entry for entry in entries if entry.action == "revision.rollback")
@@ -330,3 +341,129 @@ async def test_search_works_on_the_sqlite_default(tmp_path: Path) -> None:
         await engine.dispose()
     assert "fees" in [hit.topic_id for hit in hits[:5]]
     assert none == []
+
+
+# --- two people publish ---------------------------------------------------------------------------
+
+
+async def _in_review(session: AsyncSession, document: ArticleDocument, *, author: str = "anna") -> int:
+    revision = await kb.create_draft(session, document, actor=author, note="proposed")
+    assert revision.id is not None
+    await kb.submit_for_review(session, revision.id, actor=author)
+    return revision.id
+
+
+async def test_the_author_cannot_approve_their_own_revision(session: AsyncSession) -> None:
+    await _seed_topic(session, "seasonal_work")
+    served_before = await kb.get_published(session, "seasonal_work", "en")
+    revision_id = await _in_review(session, replace(SEED[("seasonal_work", "en")], title="Self-approved?"))
+    with pytest.raises(kb.OwnRevision):
+        await kb.publish_revision(session, revision_id, actor="anna", reason="looks fine", second_person=True)
+    assert await kb.get_published(session, "seasonal_work", "en") == served_before
+
+
+async def test_whoever_sent_a_revision_to_review_cannot_approve_it_either(session: AsyncSession) -> None:
+    draft = await kb.create_draft(session, SEED[("seasonal_work", "ru")], actor="anna", note="proposed")
+    assert draft.id is not None
+    await kb.submit_for_review(session, draft.id, actor="piotr")
+    with pytest.raises(kb.OwnRevision):
+        await kb.publish_revision(session, draft.id, actor="piotr", reason="ok", second_person=True)
+    published = await kb.publish_revision(
+        session, draft.id, actor="boss", reason="checked", second_person=True
+    )
+    assert published.publish_review is PublishReview.SECOND_PERSON
+
+
+async def test_a_draft_goes_through_review_before_it_is_published(session: AsyncSession) -> None:
+    draft = await kb.create_draft(session, SEED[("seasonal_work", "uk")], actor="anna")
+    assert draft.id is not None
+    with pytest.raises(kb.WrongRevisionState, match="send it to review"):
+        await kb.publish_revision(session, draft.id, actor="boss", reason="skip review", second_person=True)
+    assert draft.status is RevisionStatus.DRAFT
+
+
+@pytest.mark.parametrize("second_person", [True, False])
+@pytest.mark.parametrize("reason", ["", "   "])
+async def test_every_publish_states_its_reason(
+    session: AsyncSession, second_person: bool, reason: str
+) -> None:
+    revision_id = await _in_review(session, SEED[("seasonal_work", "pl")])
+    with pytest.raises(kb.InvalidRevision, match="why you publish"):
+        await kb.publish_revision(
+            session, revision_id, actor="boss", reason=reason, second_person=second_person
+        )
+    revision, _article = await kb.get_revision(session, revision_id)
+    assert revision.status is RevisionStatus.IN_REVIEW
+
+
+async def test_a_reviewer_sends_a_revision_back_and_the_author_sees_why(session: AsyncSession) -> None:
+    revision_id = await _in_review(
+        session, replace(SEED[("fees", "en")], title="Fees (draft)"), author="anna"
+    )
+    waiting, _ = await kb.review_queue(session, username="boss")
+    assert revision_id in [item.revision_id for item in waiting]
+    own_waiting, _ = await kb.review_queue(session, username="anna")
+    assert revision_id not in [item.revision_id for item in own_waiting], "nobody reviews their own"
+
+    with pytest.raises(kb.InvalidRevision):
+        await kb.return_to_author(session, revision_id, actor="boss", comment=" ")
+    returned = await kb.return_to_author(
+        session, revision_id, actor="boss", comment="The card fee is 100 zł, not 50 zł."
+    )
+    assert returned.status is RevisionStatus.DRAFT
+    _, back_to_anna = await kb.review_queue(session, username="anna")
+    item = next(item for item in back_to_anna if item.revision_id == revision_id)
+    assert (item.returned_by, item.return_comment) == ("boss", "The card fee is 100 zł, not 50 zł.")
+    _, back_to_boss = await kb.review_queue(session, username="boss")
+    assert revision_id not in [item.revision_id for item in back_to_boss]
+    with pytest.raises(kb.WrongRevisionState):
+        await kb.publish_revision(
+            session, revision_id, actor="boss", reason="changed mind", second_person=True
+        )
+    entry = (
+        await session.exec(
+            select(AuditEntry).where(AuditEntry.action == "revision.return", AuditEntry.actor == "boss")
+        )
+    ).first()
+    assert entry is not None and entry.reason == "The card fee is 100 zł, not 50 zł."
+
+
+async def test_a_single_admin_installation_publishes_alone_and_says_so(session: AsyncSession) -> None:
+    draft = await kb.create_draft(session, SEED[("fees", "ru")], actor="solo")
+    assert draft.id is not None
+    published = await kb.publish_revision(
+        session, draft.id, actor="solo", reason="only admin here", second_person=False
+    )
+    assert published.publish_review is PublishReview.SINGLE_ADMIN
+    entry = (
+        await session.exec(
+            select(AuditEntry)
+            .where(AuditEntry.action == "revision.publish", AuditEntry.actor == "solo")
+            .order_by(col(AuditEntry.id).desc())
+        )
+    ).first()
+    assert entry is not None and entry.details["review"] == "single_admin"
+
+
+async def test_rollback_only_brings_back_content_that_was_published(session: AsyncSession) -> None:
+    await _seed_topic(session, "citizenship")
+    unreviewed = await kb.create_draft(
+        session, replace(SEED[("citizenship", "pl")], title="Never reviewed"), actor="mallory"
+    )
+    assert unreviewed.id is not None
+    with pytest.raises(kb.WrongRevisionState, match="never published"):
+        await kb.rollback_to(session, unreviewed.id, actor="mallory", reason="sneak it in")
+    served = await kb.get_published(session, "citizenship", "pl")
+    assert served is not None and served.title != "Never reviewed"
+
+
+async def test_sync_records_that_the_files_were_reviewed_in_the_repository(
+    session: AsyncSession, tmp_path: Path
+) -> None:
+    from knowledge_base.files import write_article
+
+    write_article(tmp_path, replace(SEED[("visa_extension", "en")], title="Visa extension (from a file)"))
+    report = await kb.sync_from_files(session, tmp_path)
+    assert report.created == 1
+    revision = (await kb.revisions_of(session, "visa_extension", "en"))[0]
+    assert revision.publish_review is PublishReview.ARTICLE_FILES

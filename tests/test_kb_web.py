@@ -132,13 +132,13 @@ async def test_next_after_sign_in_never_leaves_the_site(app: FastAPI, staff_acco
 
 @asynccontextmanager
 async def _admin_client(
-    app: FastAPI, staff_accounts: dict[str, str]
+    app: FastAPI, staff_accounts: dict[str, str], username: str = "anna.admin"
 ) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
-    """A browser-like client signed in as the admin, with the session's CSRF token."""
+    """A browser-like client signed in as an admin, with the session's CSRF token."""
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver"
     ) as http:
-        assert (await sign_in(http, "anna.admin", staff_accounts["anna.admin"])).status_code == 303
+        assert (await sign_in(http, username, staff_accounts[username])).status_code == 303
         page = await http.get("/admin/kb/study_residence/en/edit")
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert csrf is not None
@@ -159,24 +159,87 @@ def _form_of(page: str) -> dict[str, str]:
     return {key: html.unescape(value) for key, value in fields.items()}
 
 
-async def test_admin_edits_and_publishes_and_the_api_serves_it(
+async def test_an_admin_cannot_publish_alone_and_a_second_admin_approves(
     app: FastAPI, staff_accounts: dict[str, str]
 ) -> None:
-    async with _admin_client(app, staff_accounts) as (http, csrf):
-        page = await http.get("/admin/kb/study_residence/en/edit")
-        form = _form_of(page.text)
-        form["short_answer"] = (
-            "Students apply for a temporary residence permit for studies in MOS. Updated by test."
-        )
-        response = await http.post(
+    new_short = "Students apply for a temporary residence permit for studies in MOS. Updated by test."
+    async with _admin_client(app, staff_accounts) as (anna, csrf):
+        form = _form_of((await anna.get("/admin/kb/study_residence/en/edit")).text)
+        assert 'value="publish"' not in (await anna.get("/admin/kb/study_residence/en/edit")).text
+        alone = await anna.post(
             "/admin/kb/study_residence/en/edit",
-            data={**form, "csrf_token": csrf, "action": "publish", "note": "clearer short answer"},
+            data={
+                **form,
+                "short_answer": new_short,
+                "csrf_token": csrf,
+                "action": "publish",
+                "note": "alone",
+            },
         )
-        assert response.status_code == 303, response.text
-        served = await http.get("/api/v1/kb/articles/study_residence", params={"language": "en"})
-        assert served.json()["short_answer"].endswith("Updated by test.")
-        article_page = await http.get("/admin/kb/study_residence/en")
-        assert "clearer short answer" in article_page.text
+        assert alone.status_code == 422 and "send it to review" in alone.text
+        assert new_short in alone.text, "the typed text comes back"
+        submitted = await anna.post(
+            "/admin/kb/study_residence/en/edit",
+            data={
+                **form,
+                "short_answer": new_short,
+                "csrf_token": csrf,
+                "action": "review",
+                "note": "clearer",
+            },
+        )
+        assert submitted.status_code == 303
+        page = (await anna.get("/admin/kb/study_residence/en")).text
+        assert "waiting for another admin" in page and "Approve and publish" not in page
+        revision_id = re.search(r"/admin/kb/revisions/(\d+)/archive", page).group(1)  # type: ignore[union-attr]
+        forced = await anna.post(
+            f"/admin/kb/revisions/{revision_id}/publish", data={"csrf_token": csrf, "reason": "me again"}
+        )
+        assert forced.status_code == 403 and "another admin must review" in forced.text
+        served = await anna.get("/api/v1/kb/articles/study_residence", params={"language": "en"})
+        assert served.json()["short_answer"] != new_short
+
+    async with _admin_client(app, staff_accounts, "marek.admin") as (marek, csrf):
+        queue = (await marek.get("/admin/kb")).text
+        assert "Waiting for your review" in queue and "study_residence</code> / en" in queue
+        no_reason = await marek.post(
+            f"/admin/kb/revisions/{revision_id}/publish", data={"csrf_token": csrf, "reason": " "}
+        )
+        assert no_reason.status_code == 422 and "why you publish" in no_reason.text
+        approved = await marek.post(
+            f"/admin/kb/revisions/{revision_id}/publish",
+            data={"csrf_token": csrf, "reason": "checked sources"},
+        )
+        assert approved.status_code == 303
+        served = await marek.get("/api/v1/kb/articles/study_residence", params={"language": "en"})
+        assert served.json()["short_answer"] == new_short
+        page = (await marek.get("/admin/kb/study_residence/en")).text
+        assert "reviewed and published by marek.admin" in page and "checked sources" in page
+
+
+async def test_a_revision_sent_back_shows_the_author_why(
+    app: FastAPI, staff_accounts: dict[str, str]
+) -> None:
+    async with _admin_client(app, staff_accounts) as (anna, csrf):
+        form = _form_of((await anna.get("/admin/kb/family_reunification/en/edit")).text)
+        await anna.post(
+            "/admin/kb/family_reunification/en/edit",
+            data={**form, "title": "Family reunification (new)", "csrf_token": csrf, "action": "review"},
+        )
+        page = (await anna.get("/admin/kb/family_reunification/en")).text
+        revision_id = re.search(r"/admin/kb/revisions/(\d+)/archive", page).group(1)  # type: ignore[union-attr]
+    async with _admin_client(app, staff_accounts, "marek.admin") as (marek, csrf):
+        comment = "Name the 2-year condition for the sponsor; cite art. 159."
+        returned = await marek.post(
+            f"/admin/kb/revisions/{revision_id}/return", data={"csrf_token": csrf, "reason": comment}
+        )
+        assert returned.status_code == 303
+    async with _admin_client(app, staff_accounts) as (anna, csrf):
+        matrix = (await anna.get("/admin/kb")).text
+        assert "Sent back to you" in matrix and "Name the 2-year condition" in matrix
+        editor = (await anna.get(f"/admin/kb/family_reunification/en/edit?revision={revision_id}")).text
+        assert "Sent back by marek.admin" in editor and "Name the 2-year condition" in editor
+        assert "Family reunification (new)" in editor, "the author continues from the returned text"
 
 
 async def test_a_rejected_edit_keeps_everything_that_was_typed(
@@ -287,8 +350,9 @@ async def test_backlog_groups_similar_failures_and_exports_training_examples(
 async def test_a_publish_reaches_another_worker_within_a_second(
     settings: Settings, staff_accounts: dict[str, str]
 ) -> None:
-    """Two app instances share PostgreSQL and Redis like two uvicorn workers."""
-    worker_a, worker_b = create_app(settings), create_app(settings)
+    """Two app instances share PostgreSQL and Redis like two uvicorn workers (one admin publishing alone)."""
+    single_admin = settings.model_copy(update={"kb_second_reviewer": False})
+    worker_a, worker_b = create_app(single_admin), create_app(single_admin)
     async with worker_a.router.lifespan_context(worker_a), worker_b.router.lifespan_context(worker_b):
         b = httpx.AsyncClient(transport=httpx.ASGITransport(app=worker_b), base_url="http://b")
         async with b:
@@ -302,6 +366,8 @@ async def test_a_publish_reaches_another_worker_within_a_second(
                     data={**form, "csrf_token": csrf, "action": "publish", "note": "title"},
                 )
                 assert published.status_code == 303
+                page = (await http.get("/admin/kb/family_reunification/uk")).text
+                assert "without a second person's review" in page
             started = time.monotonic()
             while True:
                 title = (

@@ -18,6 +18,8 @@ class PidOfficeBase(SQLModel):
     address: str = Field(max_length=200)
     # None while the office has not confirmed its hours; such an office promises no SLA.
     hours: WeeklyHours | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    # What people and staff must know before relying on this point (e.g. not confirmed since 2023).
+    note: str | None = Field(default=None, max_length=500)
     active: bool = True
 
 
