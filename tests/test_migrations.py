@@ -27,6 +27,14 @@ async def test_migrations_seed_the_five_pid_points(session: AsyncSession) -> Non
     assert unconfirmed.hours is None, "hours not published yet must stay unknown, not empty"
 
 
+async def test_points_of_the_ended_project_say_they_are_to_be_confirmed(session: AsyncSession) -> None:
+    """Basztowa 22, Chłopickiego 4 and Nowy Sącz came from "Małopolska otwarta", which ended in 2023."""
+    notes = {office.code: office.note for office in (await session.exec(select(PidOffice))).all()}
+    for code in ("KRK-BASZTOWA", "KRK-CHLOPICKIEGO", "NOWY-SACZ"):
+        assert notes[code] is not None and "Do potwierdzenia w INFO.OPT" in notes[code], code
+    assert notes["KRK-RONDO"] is None and notes["TARNOW"] is None
+
+
 async def test_a_test_transaction_is_rolled_back(session: AsyncSession) -> None:
     session.add(PidOffice(code="TMP-ROLLBACK", name="x", town="x", address="x"))
     await session.commit()
