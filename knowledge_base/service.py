@@ -682,7 +682,11 @@ async def search_published(
     if dialect == "postgresql":
         # Prefix matching on every word: "karta pobyt" finds "karty pobytu".
         tsquery = " & ".join(f"{word}:*" for word in words)
-        vector = func.to_tsvector(text("'simple'"), ArticleRevision.search_text)
+        # Title words weigh most: "CUKR" finds the CUKR card before the articles that mention it.
+        title = func.translate(func.lower(ArticleRevision.title), "ąćęłńóśźż", "acelnoszz")
+        vector = func.setweight(func.to_tsvector(text("'simple'"), title), text("'A'")).op("||")(
+            func.setweight(func.to_tsvector(text("'simple'"), ArticleRevision.search_text), text("'D'"))
+        )
         query_ = func.to_tsquery(text("'simple'"), tsquery)
         rank = func.ts_rank(vector, query_)
         ranked = base.add_columns(rank).where(vector.op("@@")(query_)).order_by(rank.desc()).limit(limit)

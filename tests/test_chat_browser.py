@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Page, expect
 
+from knowledge_base.files import ARTICLES_DIR, read_articles
+
 pytestmark = pytest.mark.browser
 
 
@@ -16,7 +18,8 @@ async def test_a_question_gets_an_answer_with_sources_and_buttons(live_server: s
     await expect(answer).to_have_attribute("data-kind", "answer")
     await expect(answer).to_have_attribute("data-article", "fees")
     await expect(answer.locator(".meta a").first).to_have_attribute("href", "https://infoopt.pl/oplaty/")
-    await expect(answer.locator(".verified")).to_have_text("✔ Sprawdzono: 22.11.2026")
+    fees = next(d for d in read_articles(ARTICLES_DIR) if (d.topic_id, d.language) == ("fees", "pl"))
+    await expect(answer.locator(".verified")).to_have_text(f"✔ Sprawdzono: {fees.verified_on:%d.%m.%Y}")
     full = answer.locator(".full")
     await expect(full).to_be_hidden()
     await answer.locator("button[data-action=full]").click()
