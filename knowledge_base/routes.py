@@ -22,6 +22,7 @@ from knowledge_base.backlog import as_training_examples, group_failures, resolve
 from knowledge_base.files import SHORT_ANSWER_LIMIT, ArticleDocument, ArticleFileError
 from knowledge_base.markdown import render_markdown
 from knowledge_base.models import AuditEntry, RevisionStatus
+from knowledge_base.reviews import Verdict, review_log
 from knowledge_base.topics import LANGUAGES, catalogue
 
 api = APIRouter(prefix="/api/v1/kb", tags=["knowledge base"])
@@ -191,6 +192,8 @@ async def _article_view(
             "master": kb.MASTER_LANGUAGE,
             "second_reviewer": settings.kb_second_reviewer,
             "errors": errors or [],
+            "review": review_log(topic_id),
+            "verdicts": list(Verdict),
         },
         status_code=status_code,
     )

@@ -217,6 +217,19 @@ async def test_an_admin_cannot_publish_alone_and_a_second_admin_approves(
         assert "reviewed and published by marek.admin" in page and "checked sources" in page
 
 
+async def test_the_article_page_shows_the_topics_content_review(
+    app: FastAPI, staff_accounts: dict[str, str]
+) -> None:
+    from knowledge_base.reviews import review_log
+
+    log = review_log("blue_card")
+    assert log is not None
+    async with _admin_client(app, staff_accounts) as (http, _csrf):
+        page = (await http.get("/admin/kb/blue_card/en")).text
+    assert f"Content review of {log.reviewed_on}: {len(log.claims)} claims checked" in page
+    assert page.count("<tr><td>") >= len(log.claims)
+
+
 async def test_a_revision_sent_back_shows_the_author_why(
     app: FastAPI, staff_accounts: dict[str, str]
 ) -> None:
