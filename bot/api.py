@@ -13,10 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from bot.conversation import MAX_TEXT, Conversation
 from bot.locales import say
 from bot.replies import Reply, ReplyKind
-from infoopt.deps import get_services
-from infoopt.errors import DomainError
-from infoopt.limits import within_rate
-from infoopt.web import templates
+from infoopt.core.deps import get_services
+from infoopt.core.errors import DomainError
+from infoopt.core.limits import within_rate
+from infoopt.core.web import templates
 from knowledge_base.models import FailureKind
 from knowledge_base.topics import catalogue
 
@@ -29,7 +29,8 @@ Language = Literal["pl", "uk", "ru", "en"]
 
 
 def get_conversation(request: Request) -> Conversation:
-    return get_services(request).conversation
+    conversation: Conversation = get_services(request).conversation
+    return conversation
 
 
 ConversationDep = Annotated[Conversation, Depends(get_conversation)]

@@ -15,14 +15,15 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from bot import api as bot_api
-from infoopt import auth, db
-from infoopt.errors import install_error_handlers
-from infoopt.limits import BodySizeLimit
-from infoopt.metrics import metrics_response, record_request
-from infoopt.redis_store import is_in_process
+from infoopt.core import db
+from infoopt.core.errors import install_error_handlers
+from infoopt.core.limits import BodySizeLimit
+from infoopt.core.metrics import metrics_response, record_request
+from infoopt.core.redis_store import is_in_process
+from infoopt.core.settings import Settings, check_production, get_settings
+from infoopt.core.web import STATIC_DIR
 from infoopt.services import Services
-from infoopt.settings import Settings, check_production, get_settings
-from infoopt.web import STATIC_DIR
+from infoopt.staff import auth
 from knowledge_base import routes as kb_routes
 
 READINESS_TIMEOUT_SECONDS = 3.0

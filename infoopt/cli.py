@@ -16,13 +16,19 @@ import typer
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from infoopt import db
-from infoopt.kb_events import announce_publish
-from infoopt.logs import configure_logging, uvicorn_log_config
-from infoopt.redis_store import create_redis
-from infoopt.settings import PROJECT_ROOT, InsecureConfiguration, Settings, check_production, get_settings
-from infoopt.staff import Role, StaffUser, UsernameTaken, WeakPassword, create_user
+from infoopt.core import db
+from infoopt.core.logs import configure_logging, uvicorn_log_config
+from infoopt.core.redis_store import create_redis
+from infoopt.core.settings import (
+    PROJECT_ROOT,
+    InsecureConfiguration,
+    Settings,
+    check_production,
+    get_settings,
+)
+from infoopt.staff.accounts import Role, StaffUser, UsernameTaken, WeakPassword, create_user
 from knowledge_base import service as kb
+from knowledge_base.events import announce_publish
 from knowledge_base.files import ARTICLES_DIR, ArticleFileError
 from knowledge_base.topics import catalogue
 from tickets.models import PidOffice

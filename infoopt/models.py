@@ -1,6 +1,6 @@
 """Every table the service owns, imported in one place so migrations see the whole schema."""
 
-from infoopt.staff import StaffSession, StaffUser
+from infoopt.staff.accounts import StaffSession, StaffUser
 from knowledge_base.models import Article, ArticleRevision, AuditEntry, BotFailure
 from tickets.models import PidOffice
 

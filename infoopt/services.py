@@ -17,13 +17,13 @@ from bot.nlu.embedded import EmbeddedEngine
 from bot.nlu.engine import FallbackEngine, NluEngine, NluUnavailable
 from bot.nlu.language import LanguageDetector
 from bot.nlu.rasa import RasaEngine
-from infoopt import db
-from infoopt.kb_events import listen_for_publishes
-from infoopt.redis_store import create_redis
-from infoopt.settings import Settings
+from infoopt.core import db
+from infoopt.core.redis_store import create_redis
+from infoopt.core.settings import Settings
 from knowledge_base import service as kb
 from knowledge_base.backlog import record_failure
 from knowledge_base.cache import PublishedCache
+from knowledge_base.events import listen_for_publishes
 from knowledge_base.models import FailureKind
 
 log = logging.getLogger(__name__)

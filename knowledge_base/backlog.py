@@ -13,7 +13,7 @@ from sklearn.metrics.pairwise import cosine_similarity
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from infoopt.clock import utcnow
+from infoopt.core.clock import utcnow
 from knowledge_base.models import BotFailure, FailureKind
 from knowledge_base.text import to_latin
 

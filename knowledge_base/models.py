@@ -9,8 +9,8 @@ from enum import StrEnum
 from sqlalchemy import JSON, Column, ForeignKey, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from infoopt.clock import utcnow
-from infoopt.columns import enum_column
+from infoopt.core.clock import utcnow
+from infoopt.core.columns import enum_column
 
 
 class RevisionStatus(StrEnum):

@@ -6,19 +6,20 @@ from dataclasses import asdict
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from infoopt.auth import CurrentAdmin, CurrentKnowledgeReader, check_csrf
-from infoopt.clock import utcnow
-from infoopt.deps import KbCacheDep, RedisDep, SessionDep, SettingsDep
-from infoopt.errors import DomainError, NotFound
-from infoopt.kb_events import announce_publish
-from infoopt.web import templates
+from infoopt.core.clock import utcnow
+from infoopt.core.deps import RedisDep, SessionDep, SettingsDep, get_services
+from infoopt.core.errors import DomainError, NotFound
+from infoopt.core.web import templates
+from infoopt.staff.auth import CurrentAdmin, CurrentKnowledgeReader, check_csrf
 from knowledge_base import service as kb
 from knowledge_base.backlog import as_training_examples, group_failures, resolve_failures
+from knowledge_base.cache import PublishedCache
+from knowledge_base.events import announce_publish
 from knowledge_base.files import SHORT_ANSWER_LIMIT, ArticleDocument, ArticleFileError
 from knowledge_base.markdown import render_markdown
 from knowledge_base.models import AuditEntry, RevisionStatus
@@ -26,6 +27,14 @@ from knowledge_base.reviews import Verdict, review_log
 from knowledge_base.topics import LANGUAGES, catalogue
 
 api = APIRouter(prefix="/api/v1/kb", tags=["knowledge base"])
+
+
+def get_kb_cache(request: Request) -> PublishedCache:
+    cache: PublishedCache = get_services(request).kb_cache
+    return cache
+
+
+KbCacheDep = Annotated[PublishedCache, Depends(get_kb_cache)]
 admin = APIRouter(prefix="/admin", include_in_schema=False)
 
 LANGUAGE_NAMES = {"pl": "polski", "uk": "українська", "ru": "русский", "en": "English"}

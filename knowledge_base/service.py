@@ -19,8 +19,8 @@ from sqlalchemy import func, text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from infoopt.clock import utcnow
-from infoopt.errors import DomainError, Forbidden, NotFound
+from infoopt.core.clock import utcnow
+from infoopt.core.errors import DomainError, Forbidden, NotFound
 from knowledge_base.files import ArticleDocument, read_articles, render_article, write_article
 from knowledge_base.models import Article, ArticleRevision, AuditEntry, PublishReview, RevisionStatus
 from knowledge_base.text import fold

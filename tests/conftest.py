@@ -18,9 +18,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from infoopt import db
 from infoopt.app import create_app
-from infoopt.settings import Environment, Settings
+from infoopt.core import db
+from infoopt.core.settings import Environment, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,7 +147,7 @@ async def synced_kb(pg_engine: AsyncEngine) -> None:
 @pytest.fixture(scope="session")
 async def staff_accounts(pg_engine: AsyncEngine) -> dict[str, str]:
     """Two admins (an author and a reviewer) and a consultant; returns username -> password."""
-    from infoopt.staff import Role, create_user
+    from infoopt.staff.accounts import Role, create_user
 
     accounts = {
         "anna.admin": ("admin", "Admin-password-2026"),

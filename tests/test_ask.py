@@ -113,7 +113,7 @@ async def test_a_vague_question_gets_two_or_three_topics_to_choose_from(client: 
 async def test_repeated_misunderstanding_hands_over_and_is_remembered(
     client: httpx.AsyncClient, pg_engine: object
 ) -> None:
-    from infoopt import db
+    from infoopt.core import db
 
     session = f"test-{uuid.uuid4().hex}"
     gibberish = ["qwrtzp vbnmx", "zzkkq plmokn ijbuh"]
@@ -135,7 +135,7 @@ async def test_an_expired_article_is_not_served_as_current(
     from dataclasses import replace
     from datetime import date
 
-    from infoopt import db
+    from infoopt.core import db
     from knowledge_base import service as kb
     from knowledge_base.files import ARTICLES_DIR, read_articles
 
@@ -231,7 +231,7 @@ async def test_when_the_nlu_breaks_the_person_still_gets_a_way_to_a_human(client
 
 
 async def test_not_helpful_votes_reach_the_backlog(client: httpx.AsyncClient, pg_engine: object) -> None:
-    from infoopt import db
+    from infoopt.core import db
 
     question = f"czy mogę pracować na stemplu {uuid.uuid4().hex[:6]}"
     response = await client.post(

@@ -327,7 +327,7 @@ async def test_sync_never_overwrites_an_admins_edit_unless_forced(
 
 
 async def test_search_works_on_the_sqlite_default(tmp_path: Path) -> None:
-    from infoopt import db
+    from infoopt.core import db
 
     url = f"sqlite:///{tmp_path / 'search.sqlite3'}"
     await db.upgrade_async(url)

@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from infoopt.app import create_app
-from infoopt.settings import Settings
+from infoopt.core.settings import Settings
 from tests.conftest import sign_in
 
 pytestmark = pytest.mark.usefixtures("synced_kb")
@@ -92,8 +92,8 @@ async def test_a_consultant_may_search_but_not_edit(app: FastAPI, staff_accounts
 
 
 async def test_sign_in_locks_the_account_after_five_failures(app: FastAPI, pg_engine: object) -> None:
-    from infoopt import db
-    from infoopt.staff import Role, create_user
+    from infoopt.core import db
+    from infoopt.staff.accounts import Role, create_user
 
     async with db.transaction(db.session_factory(pg_engine)) as session:  # type: ignore[arg-type]
         await create_user(session, username="lock.me", password="Right-password-123", role=Role.ADMIN)
@@ -313,7 +313,7 @@ async def test_preview_sanitises_html_in_content(app: FastAPI, staff_accounts: d
 async def test_backlog_groups_similar_failures_and_exports_training_examples(
     app: FastAPI, staff_accounts: dict[str, str], pg_engine: object
 ) -> None:
-    from infoopt import db
+    from infoopt.core import db
     from knowledge_base.backlog import record_failure
     from knowledge_base.models import FailureKind
 

@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from infoopt import db
+from infoopt.core import db
 from tickets.models import PidOffice
 
 

@@ -8,7 +8,7 @@ import httpx
 from fastapi import FastAPI
 
 from infoopt.app import create_app
-from infoopt.settings import Settings
+from infoopt.core.settings import Settings
 
 
 async def test_healthz_answers_ok(client: httpx.AsyncClient) -> None:

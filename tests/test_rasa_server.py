@@ -6,8 +6,8 @@ import pytest
 
 from bot.nlu.engine import FallbackEngine
 from bot.nlu.rasa import RasaEngine
+from infoopt.core.settings import Settings
 from infoopt.services import build_embedded
-from infoopt.settings import Settings
 from knowledge_base.topics import catalogue
 
 pytestmark = pytest.mark.rasa

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from infoopt.redis_store import create_redis, is_in_process
+from infoopt.core.redis_store import create_redis, is_in_process
 
 
 @pytest.fixture(params=["redis", "in-process"])

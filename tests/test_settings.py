@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from infoopt.db import UnsupportedDatabase, async_database_url
-from infoopt.settings import InsecureConfiguration, Settings, check_production
+from infoopt.core.db import UnsupportedDatabase, async_database_url
+from infoopt.core.settings import InsecureConfiguration, Settings, check_production
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
 

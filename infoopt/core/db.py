@@ -14,7 +14,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# The migrations belong to the wiring (they know every package's tables); the kernel only runs them.
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",

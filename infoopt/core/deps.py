@@ -1,46 +1,53 @@
-"""FastAPI dependencies as typed aliases: the request's database session and the long-lived services."""
+"""FastAPI dependencies as typed aliases: the request's database session, Redis and the settings.
+
+The wiring puts its long-lived services on `app.state.services`; the kernel knows only the parts every
+package shares (a session factory, Redis, the settings). Each package adds its own aliases for the rest.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from infoopt.db import transaction
-from infoopt.settings import Settings
-from knowledge_base.cache import PublishedCache
-
-if TYPE_CHECKING:  # the domain routes use these aliases and must not import the bot through them
-    from infoopt.services import Services
+from infoopt.core.db import transaction
+from infoopt.core.settings import Settings
 
 
-def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
+class SharedServices(Protocol):
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis
+    settings: Settings
+
+
+def get_services(request: Request) -> Any:
+    """The process's long-lived services as the wiring built them (each package names what it uses)."""
+    return request.app.state.services
+
+
+def _shared(request: Request) -> SharedServices:
+    services: SharedServices = request.app.state.services
     return services
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request; it commits when the handler succeeds and rolls back when it raises."""
-    async with transaction(get_services(request).sessions) as session:
+    async with transaction(_shared(request).sessions) as session:
         yield session
 
 
 def get_redis(request: Request) -> Redis:
-    return get_services(request).redis
-
-
-def get_kb_cache(request: Request) -> PublishedCache:
-    return get_services(request).kb_cache
+    return _shared(request).redis
 
 
 def get_app_settings(request: Request) -> Settings:
-    return get_services(request).settings
+    return _shared(request).settings
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
-KbCacheDep = Annotated[PublishedCache, Depends(get_kb_cache)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

@@ -47,7 +47,7 @@ def configure_logging(level: str = "INFO", *, as_json: bool = True) -> None:
 def uvicorn_log_config(level: str = "INFO", *, as_json: bool = True) -> dict[str, Any]:
     """A dictConfig for uvicorn's own workers, so every worker logs the same way."""
     formatter = (
-        {"()": "infoopt.logs.JsonFormatter"}
+        {"()": "infoopt.core.logs.JsonFormatter"}
         if as_json
         else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
     )

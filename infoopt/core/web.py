@@ -7,10 +7,10 @@ from pathlib import Path
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 TEMPLATE_DIRS = [
-    ROOT / "infoopt" / "templates",
+    ROOT / "infoopt" / "core" / "templates",
     ROOT / "knowledge_base" / "templates",
     ROOT / "bot" / "templates",
 ]

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from infoopt import models  # noqa: F401  (registers every table on SQLModel.metadata)
-from infoopt.db import create_engine
+from infoopt.core.db import create_engine
 
 config = context.config
 target_metadata = SQLModel.metadata

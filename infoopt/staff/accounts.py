@@ -14,9 +14,9 @@ from sqlalchemy import Column
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from infoopt.clock import utcnow
-from infoopt.columns import enum_column
-from infoopt.errors import DomainError
+from infoopt.core.clock import utcnow
+from infoopt.core.columns import enum_column
+from infoopt.core.errors import DomainError
 
 MAX_FAILED_SIGN_INS = 5
 LOCKOUT = timedelta(minutes=15)

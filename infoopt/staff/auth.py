@@ -11,9 +11,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from infoopt.deps import SessionDep
-from infoopt.errors import DomainError
-from infoopt.staff import (
+from infoopt.core.deps import SessionDep
+from infoopt.core.errors import DomainError
+from infoopt.core.web import templates
+from infoopt.staff.accounts import (
     Role,
     SignInFailed,
     StaffSession,
@@ -23,7 +24,6 @@ from infoopt.staff import (
     session_for_token,
     start_session,
 )
-from infoopt.web import templates
 
 SESSION_COOKIE = "infoopt_session"
 LOGIN_CSRF_COOKIE = "infoopt_login_csrf"
