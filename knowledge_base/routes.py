@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from infoopt.core.clock import utcnow
+from infoopt.core.db import after_commit
 from infoopt.core.deps import RedisDep, SessionDep, SettingsDep, get_services
 from infoopt.core.errors import DomainError, NotFound
 from infoopt.core.web import templates
@@ -395,17 +396,21 @@ async def save_edit(
         return await _edit_form(
             request, session, settings, staff, topic_id, language, values=values, errors=errors
         )
-    await session.commit()
     if action == "publish":
-        await _announce(redis, cache, topic_id, language)
+        _announce(session, redis, cache, topic_id, language)
     return RedirectResponse(f"/admin/kb/{topic_id}/{language}", status_code=303)
 
 
-async def _announce(redis: RedisDep, cache: KbCacheDep, topic_id: str, language: str) -> None:
+def _announce(session: SessionDep, redis: RedisDep, cache: KbCacheDep, topic_id: str, language: str) -> None:
+    """Once the publish has committed: drop this worker's copy and tell the other workers."""
     # A Polish publish changes the other languages' stale flags too.
     scope = None if language == kb.MASTER_LANGUAGE else language
-    cache.invalidate(topic_id, scope)
-    await announce_publish(redis, topic_id, scope)
+
+    async def announce() -> None:
+        cache.invalidate(topic_id, scope)
+        await announce_publish(redis, topic_id, scope)
+
+    after_commit(session, announce)
 
 
 @admin.post("/kb/preview", response_class=JSONResponse)
@@ -471,9 +476,8 @@ async def revision_operation(
             errors=[str(error)],
             status_code=error.status_code,
         )
-    await session.commit()
     if operation in ("publish", "rollback"):
-        await _announce(redis, cache, topic_id, language)
+        _announce(session, redis, cache, topic_id, language)
     return RedirectResponse(f"/admin/kb/{topic_id}/{language}", status_code=303)
 
 
@@ -492,8 +496,7 @@ async def verify(
     _known(topic_id, language)
     check_csrf(staff, csrf_token)
     await kb.verify_translation(session, topic_id, language, actor=staff.username, note=reason or None)
-    await session.commit()
-    await _announce(redis, cache, topic_id, language)
+    _announce(session, redis, cache, topic_id, language)
     return RedirectResponse(f"/admin/kb/{topic_id}/{language}", status_code=303)
 
 
@@ -584,7 +587,6 @@ async def resolve_backlog(
         actor=staff.username,
         resolution=f"training examples for {intent.strip()}" if action == "train" else "dismissed",
     )
-    await session.commit()
     if action == "train":
         payload = as_training_examples(intent.strip(), [failure.text for failure in failures])
         return Response(

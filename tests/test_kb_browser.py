@@ -43,7 +43,9 @@ async def test_an_author_submits_a_second_admin_approves_and_the_bot_answers_wit
     await page.click("#review-button")
 
     await expect(page.locator("h1")).to_contain_text("stamp_and_legal_stay")
-    await expect(page.locator("tr[data-revision]").first).to_contain_text("waiting for another admin's review")
+    await expect(page.locator("tr[data-revision]").first).to_contain_text(
+        "waiting for another admin's review"
+    )
     await expect(page.locator(".card").first).not_to_contain_text(new_short)
     await page.click("text=Sign out")
 
@@ -55,7 +57,9 @@ async def test_an_author_submits_a_second_admin_approves_and_the_bot_answers_wit
     await row.locator("text=Approve and publish").click()
 
     await expect(page.locator(".card").first).to_contain_text(new_short)
-    await expect(page.locator("tr[data-revision]").first).to_contain_text("reviewed and published by marek.admin")
+    await expect(page.locator("tr[data-revision]").first).to_contain_text(
+        "reviewed and published by marek.admin"
+    )
     await expect(page.locator("table").last).to_contain_text("revision.publish")
 
     async with httpx.AsyncClient(base_url=live_server) as http:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 # The migrations belong to the wiring (they know every package's tables); the kernel only runs them.
+log = logging.getLogger(__name__)
+
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
 _ASYNC_DRIVERS = {
@@ -80,18 +83,44 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+AfterCommit = Callable[[], Awaitable[None]]
+_AFTER_COMMIT = "infoopt.after_commit"
+
+
+def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run `callback` once the session's transaction has committed; never when it rolls back.
+
+    For work that must only follow durable changes: announcing a publish to other workers, waking the
+    outbox worker. The owner of the transaction (`transaction`) runs the callbacks.
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+async def _run_after_commit(session: AsyncSession) -> None:
+    for callback in session.info.pop(_AFTER_COMMIT, []):
+        try:
+            await callback()
+        except Exception:  # the data is committed; a missed announcement must not turn into an error
+            log.exception("db.after_commit_failed")
+
+
 @asynccontextmanager
 async def transaction(
     sessions: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commit when the block ends cleanly, roll back when it raises."""
+    """One unit of work: commit when the block ends cleanly, roll back when it raises.
+
+    The only place that commits: services flush, request dependencies and bot middlewares open this.
+    """
     async with sessions() as session:
         try:
             yield session
             await session.commit()
         except BaseException:
+            session.info.pop(_AFTER_COMMIT, None)
             await session.rollback()
             raise
+        await _run_after_commit(session)
 
 
 async def ping(engine: AsyncEngine) -> None:

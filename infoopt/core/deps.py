@@ -35,7 +35,11 @@ def _shared(request: Request) -> SharedServices:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request; it commits when the handler succeeds and rolls back when it raises."""
+    """One session per request; it commits when the handler returns and rolls back when it raises.
+
+    Scoped to the handler ("function"): the commit happens before the response goes out, so the next
+    request (after a redirect, say) sees it, and a failed commit is an error, not a silent loss.
+    """
     async with transaction(_shared(request).sessions) as session:
         yield session
 
@@ -48,6 +52,6 @@ def get_app_settings(request: Request) -> Settings:
     return _shared(request).settings
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

@@ -161,7 +161,6 @@ async def login(
     try:
         user = await authenticate(session, username=username, password=password)
     except SignInFailed:
-        await session.commit()  # keep the failure count even though the request fails
         return _login_page(
             request,
             error="Wrong username or password, or the account is locked for a while.",
@@ -169,7 +168,6 @@ async def login(
             status=401,
         )
     token, _record = await start_session(session, user)
-    await session.commit()
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE, token, httponly=True, samesite="lax", secure=_secure_cookies(request), max_age=36000
