@@ -26,10 +26,13 @@ async def test_after_commit_work_is_dropped_when_the_transaction_rolls_back(pg_e
     async def announce() -> None:
         ran.append("announced")
 
-    with pytest.raises(RuntimeError):
+    async def failing_work() -> None:
         async with db.transaction(db.session_factory(pg_engine)) as session:
             db.after_commit(session, announce)
             raise RuntimeError("the work failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_work()
     assert ran == []
 
 
@@ -43,9 +46,9 @@ async def test_a_failing_after_commit_callback_is_logged_and_the_commit_stands(
 
     sessions = db.session_factory(pg_engine)
     async with db.transaction(sessions) as session:
-        await session.execute(text("CREATE TABLE IF NOT EXISTS t_after_commit_probe (x int)"))
+        await session.exec(text("CREATE TABLE IF NOT EXISTS t_after_commit_probe (x int)"))
         db.after_commit(session, broken)
     assert "db.after_commit_failed" in caplog.text
     async with db.transaction(sessions) as session:
-        assert (await session.execute(text("SELECT count(*) FROM t_after_commit_probe"))).scalar() == 0
-        await session.execute(text("DROP TABLE t_after_commit_probe"))
+        assert (await session.exec(text("SELECT count(*) FROM t_after_commit_probe"))).one()[0] == 0
+        await session.exec(text("DROP TABLE t_after_commit_probe"))
