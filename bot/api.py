@@ -15,6 +15,7 @@ from bot.locales import say
 from bot.replies import Reply, ReplyKind
 from infoopt.core.deps import get_services
 from infoopt.core.errors import DomainError
+from infoopt.core.languages import Language
 from infoopt.core.limits import within_rate
 from infoopt.core.web import templates
 from knowledge_base.models import FailureKind
@@ -24,8 +25,6 @@ log = logging.getLogger(__name__)
 
 api = APIRouter(prefix="/api/v1", tags=["bot"])
 pages = APIRouter(include_in_schema=False)
-
-Language = Literal["pl", "uk", "ru", "en"]
 
 
 def get_conversation(request: Request) -> Conversation:

@@ -20,12 +20,12 @@ from bot.locales import say
 from bot.nlu.engine import IntentScore, NluEngine, NluResult, NluUnavailable
 from bot.nlu.language import LanguageDetector
 from bot.replies import Option, Reply, ReplyKind
+from infoopt.core.languages import LANGUAGES
 from knowledge_base.models import FailureKind
 from knowledge_base.service import PublishedArticle
 
 log = logging.getLogger(__name__)
 
-LANGUAGES = ("pl", "uk", "ru", "en")
 MAX_TEXT = 2000
 STATE_TTL_SECONDS = 24 * 3600
 SMALLTALK = ("greet", "goodbye", "thanks")

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from knowledge_base.topics import LANGUAGES
+from infoopt.core.languages import LANGUAGES
 
 ARTICLES_DIR = Path(__file__).resolve().parent / "articles"
 SHORT_ANSWER_LIMIT = 400

@@ -15,6 +15,7 @@ from infoopt.core.clock import utcnow
 from infoopt.core.db import after_commit
 from infoopt.core.deps import RedisDep, SessionDep, SettingsDep, get_services
 from infoopt.core.errors import DomainError, NotFound
+from infoopt.core.languages import LANGUAGES
 from infoopt.core.web import templates
 from infoopt.staff.auth import CurrentAdmin, CurrentKnowledgeReader, check_csrf
 from knowledge_base import service as kb
@@ -25,7 +26,7 @@ from knowledge_base.files import SHORT_ANSWER_LIMIT, ArticleDocument, ArticleFil
 from knowledge_base.markdown import render_markdown
 from knowledge_base.models import AuditEntry, RevisionStatus
 from knowledge_base.reviews import Verdict, review_log
-from knowledge_base.topics import LANGUAGES, catalogue
+from knowledge_base.topics import catalogue
 
 api = APIRouter(prefix="/api/v1/kb", tags=["knowledge base"])
 

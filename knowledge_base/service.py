@@ -21,10 +21,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.core.clock import utcnow
 from infoopt.core.errors import DomainError, Forbidden, NotFound
+from infoopt.core.languages import LANGUAGES
 from knowledge_base.files import ArticleDocument, read_articles, render_article, write_article
 from knowledge_base.models import Article, ArticleRevision, AuditEntry, PublishReview, RevisionStatus
 from knowledge_base.text import fold
-from knowledge_base.topics import LANGUAGES, catalogue
+from knowledge_base.topics import catalogue
 
 MASTER_LANGUAGE = "pl"
 SYSTEM_ACTOR = "system"

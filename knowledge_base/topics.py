@@ -9,7 +9,6 @@ from pathlib import Path
 import yaml
 
 TOPICS_FILE = Path(__file__).resolve().parent / "topics.yml"
-LANGUAGES = ("pl", "uk", "ru", "en")
 CONVERSATION_GROUP = "conversation"
 
 

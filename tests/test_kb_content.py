@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from infoopt.core.languages import LANGUAGES
 from knowledge_base.files import (
     ARTICLES_DIR,
     SHORT_ANSWER_LIMIT,
@@ -15,7 +16,7 @@ from knowledge_base.files import (
     read_articles,
 )
 from knowledge_base.reviews import REVIEWS_DIR, Verdict, parse_review_log, review_log
-from knowledge_base.topics import LANGUAGES, catalogue
+from knowledge_base.topics import catalogue
 
 DOCUMENTS = read_articles(ARTICLES_DIR)
 BY_KEY = {(d.topic_id, d.language): d for d in DOCUMENTS}

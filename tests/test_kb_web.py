@@ -59,7 +59,8 @@ async def test_article_api_refuses_unknown_topics_and_languages(
 
 
 async def test_every_seed_article_is_served(client: httpx.AsyncClient) -> None:
-    from knowledge_base.topics import LANGUAGES, catalogue
+    from infoopt.core.languages import LANGUAGES
+    from knowledge_base.topics import catalogue
 
     for topic_id in catalogue().topic_ids:
         for language in LANGUAGES:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from infoopt.core.languages import LANGUAGES
+
 LOCALES_DIR = Path(__file__).resolve().parent
-LANGUAGES = ("pl", "uk", "ru", "en")
 
 
 @lru_cache(maxsize=1)

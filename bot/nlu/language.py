@@ -18,8 +18,8 @@ from sklearn.pipeline import Pipeline
 
 from bot.nlu.scoring import FastScorer
 from bot.nlu.training_data import cached_model, fingerprint, load_examples
+from infoopt.core.languages import LANGUAGES
 
-LANGUAGES = ("pl", "uk", "ru", "en")
 DETECTOR_VERSION = "language-2"
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _UKRAINIAN_ONLY = re.compile(r"[їєґі]", re.IGNORECASE)
