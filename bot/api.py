@@ -1,30 +1,42 @@
-"""The bot over HTTP: `POST /api/v1/ask`, answer feedback, and the web chat page."""
+"""The bot over HTTP: `POST /api/v1/ask`, the conversation's messages, answer feedback, the web chat page.
+
+The web channel's adapter: it reads the request, hands the conversation an event, and renders the
+Reply as JSON (Markdown as sanitised HTML beside it). A person on the web is known by a session id the
+server issues (192 random bits); it is the secret of that browser.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import date
+import secrets
+from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.conversation import MAX_TEXT, Conversation
-from bot.locales import say
-from bot.replies import Reply, ReplyKind
-from infoopt.core.deps import get_services
-from infoopt.core.errors import DomainError
-from infoopt.core.languages import Language
+from bot.conversation import MAX_TEXT, Conversation, InvalidAction
+from bot.flows import Event
+from bot.replies import ActionName, Reply, ReplyKind
+from bot.state import PersonRef
+from infoopt.core.deps import SessionDep, get_services
+from infoopt.core.errors import DomainError, NotFound
+from infoopt.core.i18n import say
+from infoopt.core.languages import Channel, Language
 from infoopt.core.limits import within_rate
 from infoopt.core.web import templates
-from knowledge_base.models import FailureKind
+from knowledge_base.markdown import render_markdown
 from knowledge_base.topics import catalogue
+from tickets.conversations import find_conversation, messages_after
 
 log = logging.getLogger(__name__)
 
 api = APIRouter(prefix="/api/v1", tags=["bot"])
 pages = APIRouter(include_in_schema=False)
+
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_\-]{16,128}$"
 
 
 def get_conversation(request: Request) -> Conversation:
@@ -35,39 +47,55 @@ def get_conversation(request: Request) -> Conversation:
 ConversationDep = Annotated[Conversation, Depends(get_conversation)]
 
 
+def new_session_id() -> str:
+    """An unguessable id for a web conversation: 192 random bits, URL-safe."""
+    return secrets.token_urlsafe(24)
+
+
 class AskRequest(BaseModel):
-    """One message from a person."""
+    """One message from a person: a text, or an action they chose from the previous reply (or both)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    text: str = Field(max_length=MAX_TEXT, description="what the person wrote")
+    text: str = Field(default="", max_length=MAX_TEXT, description="what the person wrote")
     language: Language | None = Field(
         default=None, description="the person's chosen language; null to detect"
     )
     session_id: str | None = Field(
         default=None,
         max_length=128,
-        pattern=r"^[A-Za-z0-9_.:\-]+$",
-        description="keeps the conversation's language and context between messages",
+        pattern=SESSION_ID_PATTERN,
+        description="the id the server issued in an earlier reply; omit it to start a conversation",
     )
-    action: Literal["consultant"] | None = Field(
-        default=None, description="a button the person pressed: `consultant` hands over at once"
-    )
+    action: ActionName | None = Field(default=None, description="an action exactly as a reply offered it")
+    value: str | None = Field(default=None, max_length=64, description="the offered action's value")
 
     @field_validator("text")
     @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("write a question: the text is empty")
+    def _no_nul(cls, value: str) -> str:
         if "\x00" in value:
             raise ValueError("the text contains a NUL character")
         return value
+
+    @model_validator(mode="after")
+    def _something_to_answer(self) -> AskRequest:
+        if self.action is None and not self.text.strip():
+            raise ValueError("write a question: the text is empty")
+        return self
 
 
 class OptionOut(BaseModel):
     topic_id: str
     title: str
     confidence: float
+
+
+class ActionOut(BaseModel):
+    """A button: send `action` and `value` back to choose it; `label` is in the person's language."""
+
+    action: ActionName
+    value: str | None
+    label: str
 
 
 class AskResponse(BaseModel):
@@ -77,10 +105,14 @@ class AskResponse(BaseModel):
     intent: str = Field(description="`faq` for an article, else a conversation intent or `nlu_fallback`")
     article_id: str | None
     confidence: float
-    answer: str = Field(description="the text to show or say first")
+    answer: str = Field(description="the text to show or say first (Markdown when `format` is markdown)")
+    format: Literal["text", "markdown"] = "text"
+    answer_html: str | None = Field(default=None, description="the answer as sanitised HTML, for Markdown")
     handoff: bool = Field(description="the reply hands the person over to a human")
     sources: list[str]
     kind: str
+    session_id: str = Field(description="send it back with the next message of this conversation")
+    actions: list[ActionOut] = Field(default_factory=list)
     title: str | None = None
     full_answer: str | None = None
     verified_on: date | None = None
@@ -94,16 +126,20 @@ class AskResponse(BaseModel):
     notes: dict[str, str] = Field(default_factory=dict, description="captions: verified_on, sources, stale")
 
 
-def ask_response(reply: Reply) -> AskResponse:
+def ask_response(reply: Reply, session_id: str) -> AskResponse:
     return AskResponse(
-        language=reply.language,
+        language=Language(reply.language),
         intent=reply.intent,
         article_id=reply.article_id,
         confidence=reply.confidence,
         answer=reply.text,
+        format="markdown" if reply.markdown else "text",
+        answer_html=render_markdown(reply.text) if reply.markdown else None,
         handoff=reply.handoff,
         sources=list(reply.sources),
         kind=reply.kind.value,
+        session_id=session_id,
+        actions=[ActionOut(action=a.action, value=a.value, label=a.label) for a in reply.actions],
         title=reply.title,
         full_answer=reply.full_answer,
         verified_on=reply.verified_on,
@@ -120,19 +156,24 @@ def ask_response(reply: Reply) -> AskResponse:
     )
 
 
-def _apology(language: str | None) -> AskResponse:
-    """When something inside broke: never a 500 for the person, always the way to a human."""
+def _apology(language: str | None, session_id: str) -> AskResponse:
+    """When something inside broke: never a 500 for the person, always the way to a human, honestly."""
     lang = language or "pl"
+    contact = say(lang, "INFO.OPT line: 12 210 20 20, info.opt@muw.pl")
     return AskResponse(
-        language=lang,
+        language=Language(lang),
         intent="nlu_fallback",
         article_id=None,
         confidence=0.0,
-        answer=say(lang, "handoff"),
+        answer=say(
+            lang, "Something went wrong on our side. Please try again in a moment, or contact a person:"
+        )
+        + f" {contact}",
         handoff=True,
         sources=[],
         kind=ReplyKind.HANDOFF.value,
-        contact=say(lang, "contact"),
+        session_id=session_id,
+        contact=contact,
         buttons={},
     )
 
@@ -142,34 +183,82 @@ class TooManyQuestions(DomainError):
     code = "too_many_requests"
 
 
+async def _web_person(session: AsyncSession, session_id: str | None) -> PersonRef:
+    """The person behind a session id the server issued; a new conversation for none or an unknown one."""
+    if session_id and await find_conversation(session, Channel.WEB, session_id) is not None:
+        return PersonRef(Channel.WEB, session_id)
+    return PersonRef(Channel.WEB, new_session_id())
+
+
 @api.post(
     "/ask",
     response_model=AskResponse,
     responses={
-        422: {"description": "malformed question"},
+        422: {"description": "malformed question, or an action the reply did not offer"},
         429: {"description": "too many questions a minute"},
     },
 )
-async def ask(question: AskRequest, conversation: ConversationDep, request: Request) -> AskResponse:
-    """Answer one question from the published knowledge base, or hand over to a person."""
+async def ask(
+    question: AskRequest, conversation: ConversationDep, session: SessionDep, request: Request
+) -> AskResponse:
+    """Answer one message or chosen action from the published knowledge base, or show the way to a person."""
     client = question.session_id or (request.client.host if request.client else "unknown")
     limit = request.app.state.settings.ask_limit_per_minute
-    if not await within_rate(conversation.redis, f"ask:{client}", limit=limit, window_seconds=60):
+    if not await within_rate(get_services(request).redis, f"ask:{client}", limit=limit, window_seconds=60):
         lang = question.language or "pl"
-        raise TooManyQuestions(f"{say(lang, 'too_many')} {say(lang, 'contact')}")
+        wait = say(lang, "Too many questions in a short time — please wait a minute.")
+        raise TooManyQuestions(f"{wait} {say(lang, 'INFO.OPT line: 12 210 20 20, info.opt@muw.pl')}")
+    person = await _web_person(session, question.session_id)
+    event = Event(
+        text=question.text, action=question.action, value=question.value, language=question.language
+    )
     try:
-        if question.action == "consultant":
-            reply = await conversation.hand_over(
-                question.text, language=question.language, session_id=question.session_id, channel="api"
-            )
-        else:
-            reply = await conversation.reply(
-                question.text, language=question.language, session_id=question.session_id, channel="api"
-            )
+        async with session.begin_nested():  # a failure inside leaves the request's transaction usable
+            reply = await conversation.handle(session, person, event)
+    except InvalidAction:
+        raise
     except Exception:
         log.exception("ask.failed")
-        return _apology(question.language)
-    return ask_response(reply)
+        return _apology(question.language, person.id)
+    return ask_response(reply, person.id)
+
+
+class MessageOut(BaseModel):
+    id: int
+    author: Literal["bot", "consultant", "person"]
+    text: str
+    created_at: datetime
+
+
+class MessagesOut(BaseModel):
+    items: list[MessageOut]
+    cursor: str = Field(description="send it back as `after` to get only newer messages")
+
+
+@api.get(
+    "/conversations/{session_id}/messages",
+    response_model=MessagesOut,
+    responses={404: {"description": "no conversation with this session id"}},
+)
+async def conversation_messages(
+    session_id: Annotated[str, Path(pattern=SESSION_ID_PATTERN)],
+    session: SessionDep,
+    after: Annotated[str | None, Query(max_length=20, pattern=r"^\d*$")] = None,
+) -> MessagesOut:
+    """What was said in a web conversation since the cursor, consultants' replies included."""
+    conversation = await find_conversation(session, Channel.WEB, session_id)
+    if conversation is None:
+        raise NotFound("no conversation with this session id")
+    after_id = int(after) if after else 0
+    messages = await messages_after(session, conversation, after_id=after_id)
+    cursor = str(messages[-1].id) if messages else str(after_id)
+    return MessagesOut(
+        items=[
+            MessageOut(id=m.id or 0, author=m.author.value, text=m.text, created_at=m.created_at)
+            for m in messages
+        ],
+        cursor=cursor,
+    )
 
 
 class FeedbackRequest(BaseModel):
@@ -179,7 +268,7 @@ class FeedbackRequest(BaseModel):
     article_id: str = Field(max_length=64)
     language: Language
     helpful: bool
-    session_id: str | None = Field(default=None, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    session_id: str | None = Field(default=None, max_length=128, pattern=SESSION_ID_PATTERN)
 
     @field_validator("article_id")
     @classmethod
@@ -192,21 +281,30 @@ class FeedbackRequest(BaseModel):
 class FeedbackResponse(BaseModel):
     answer: str
     handoff_offered: bool
+    session_id: str
 
 
 @api.post("/feedback", response_model=FeedbackResponse)
-async def feedback(vote: FeedbackRequest, conversation: ConversationDep) -> FeedbackResponse:
-    """A "helpful" / "not helpful" vote on an answer; "not helpful" goes to the admins' backlog."""
-    if vote.helpful:
-        return FeedbackResponse(answer=say(vote.language, "thanks_for_feedback"), handoff_offered=False)
-    if conversation.record_failure is not None:
-        await conversation.record_failure(
-            FailureKind.NOT_HELPFUL, vote.question, vote.language, vote.article_id, "api"
-        )
-    return FeedbackResponse(answer=say(vote.language, "sorry_not_helpful"), handoff_offered=True)
+async def feedback(
+    vote: FeedbackRequest, conversation: ConversationDep, session: SessionDep
+) -> FeedbackResponse:
+    """A "helpful" / "not helpful" vote on an answer (the same as the reply's vote actions)."""
+    person = await _web_person(session, vote.session_id)
+    event = Event(
+        action=ActionName.HELPFUL if vote.helpful else ActionName.NOT_HELPFUL,
+        value=vote.article_id,
+        language=vote.language,
+        question=vote.question,
+    )
+    reply = await conversation.handle(session, person, event)
+    return FeedbackResponse(
+        answer=reply.text,
+        handoff_offered=any(action.action is ActionName.CONSULTANT for action in reply.actions),
+        session_id=person.id,
+    )
 
 
 @pages.get("/chat", response_class=HTMLResponse)
 async def chat_page(request: Request) -> Response:
-    """A web chat to try the bot without Telegram: the same replies and buttons as the channels."""
+    """A web chat to try the bot without Telegram: the same replies and actions as the channels."""
     return templates.TemplateResponse(request, "chat.html", {})

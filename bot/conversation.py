@@ -1,37 +1,53 @@
-"""The channel-neutral conversation: text and the person's state in, a Reply out.
+"""The channel-neutral conversation: a person and an event (text or a chosen action) in, a Reply out.
 
 Language (chosen beats detected) → NLU → one of: an answer from the published article, a
-clarification with the likeliest topics, an honest "not my business" with the way to a person,
-or a handoff. Every channel (the ask API, the web chat, Telegram, the phone) goes through here.
+clarification with the likeliest topics, an honest "not my business" with the way to a person, or
+the way to a person itself (the consultant flow). Actions the person chooses (a topic, the full
+answer, a vote, a language, a step of a flow) come through here too. Every channel (the ask API and
+web chat, Telegram, the phone) only reads input and renders the Reply; every message in and out is
+kept in the conversation's transcript. The caller owns the database transaction.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import datetime
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.locales import say
+from bot.flows import Event, Flow, FlowContext, Outcome
+from bot.flows.consultant import CONSULTANT
 from bot.nlu.engine import IntentScore, NluEngine, NluResult, NluUnavailable
 from bot.nlu.language import LanguageDetector
-from bot.replies import Option, Reply, ReplyKind
+from bot.replies import Action, ActionName, Option, Reply, ReplyKind
+from bot.state import PersonRef, PersonState, StateStore
+from infoopt.core.clock import utcnow
+from infoopt.core.errors import DomainError
+from infoopt.core.i18n import N_, say
 from infoopt.core.languages import LANGUAGES
+from knowledge_base.backlog import record_failure
 from knowledge_base.models import FailureKind
 from knowledge_base.service import PublishedArticle
+from knowledge_base.topics import catalogue
+from tickets.conversations import open_conversation, record_message
+from tickets.models import MessageAuthor
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 2000
-STATE_TTL_SECONDS = 24 * 3600
 SMALLTALK = ("greet", "goodbye", "thanks")
+FLOWS: dict[str, Flow] = {CONSULTANT.name: CONSULTANT}
 
 ArticleLookup = Callable[[str, str], Awaitable[PublishedArticle | None]]
-FailureRecorder = Callable[[FailureKind, str, str | None, str | None, str], Awaitable[None]]
+
+
+class InvalidAction(DomainError):
+    """An action a client cannot send: an unknown topic, a language the infoline does not speak."""
+
+    status_code = 422
+    code = "invalid_action"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,33 +60,6 @@ class DecisionPolicy:
     margin: float = 0.2  # ...and its lead over the runner-up
     floor: float = 0.15  # below this nothing is understood
     misses_before_handoff: int = 2  # consecutive misunderstandings before a person takes over
-
-
-@dataclass
-class ConversationState:
-    """What the bot remembers about one person between messages (in Redis, for a day)."""
-
-    language: str | None = None
-    chosen_language: bool = False
-    misses: int = 0
-
-    def dumps(self) -> str:
-        return json.dumps({"language": self.language, "chosen": self.chosen_language, "misses": self.misses})
-
-    @classmethod
-    def loads(cls, raw: bytes | str | None) -> ConversationState:
-        if not raw:
-            return cls()
-        try:
-            data = json.loads(raw)
-            language = data.get("language")
-            return cls(
-                language=language if language in LANGUAGES else None,
-                chosen_language=bool(data.get("chosen")),
-                misses=int(data.get("misses") or 0),
-            )
-        except (ValueError, TypeError, AttributeError):
-            return cls()
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +102,7 @@ def decide(result: NluResult, policy: DecisionPolicy) -> Decision:
 
 
 class Conversation:
-    """Answers one message at a time; all long-lived parts are injected."""
+    """Handles one event at a time per person; all long-lived parts are injected."""
 
     def __init__(
         self,
@@ -121,138 +110,274 @@ class Conversation:
         nlu: NluEngine,
         detector: LanguageDetector,
         articles: ArticleLookup,
-        redis: Redis,
-        record_failure: FailureRecorder | None = None,
+        states: StateStore,
         policy: DecisionPolicy | None = None,
-        today: Callable[[], date] = date.today,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.nlu = nlu
         self.detector = detector
         self.articles = articles
-        self.redis = redis
-        self.record_failure = record_failure
+        self.states = states
         self.policy = policy or DecisionPolicy()
-        self.today = today
-
-    # --- state ---------------------------------------------------------------------------------
-
-    async def load_state(self, session_id: str | None) -> ConversationState:
-        if not session_id:
-            return ConversationState()
-        try:
-            return ConversationState.loads(await self.redis.get(f"conv:{session_id}"))
-        except RedisError as error:  # forgetting is better than failing the person
-            log.warning("conversation.state_unavailable", extra={"error": str(error)})
-            return ConversationState()
-
-    async def save_state(self, session_id: str | None, state: ConversationState) -> None:
-        if not session_id:
-            return
-        try:
-            await self.redis.set(f"conv:{session_id}", state.dumps(), ex=STATE_TTL_SECONDS)
-        except RedisError as error:
-            log.warning("conversation.state_unsaved", extra={"error": str(error)})
+        self.now = now
 
     # --- the turn ------------------------------------------------------------------------------
 
-    def choose_language(self, text: str, requested: str | None, state: ConversationState) -> str:
+    async def handle(self, session: AsyncSession, person: PersonRef, event: Event) -> Reply:
+        """The bot's reply to one event; the person's message and the reply join the transcript."""
+        if event.language is not None and event.language not in LANGUAGES:
+            raise InvalidAction(f"unknown language {event.language!r}; use one of {', '.join(LANGUAGES)}")
+        text = " ".join(event.text.split())[:MAX_TEXT]
+        event = replace(event, text=text)
+        async with self.states.turn(person) as state:
+            language = self.choose_language(text, event.language, state)
+            if event.language in LANGUAGES:
+                state.chosen_language = True
+            state.language = language
+            conversation = await open_conversation(session, person.channel, person.id, language=language)
+            await record_message(
+                session,
+                conversation,
+                author=MessageAuthor.PERSON,
+                text=text or _action_text(event),
+                kind=event.action.value if event.action else "text",
+            )
+            reply = await self._turn(session, person, state, event, language)
+            await record_message(
+                session, conversation, author=MessageAuthor.BOT, text=reply.text, kind=reply.kind
+            )
+            if event.action in (None, ActionName.CONSULTANT):  # a flow's later steps are not new failures
+                await self._remember_failure(session, reply, text or state.last_question or "", person)
+            return reply
+
+    def choose_language(self, text: str, requested: str | None, state: PersonState) -> str:
         """A language the person chose wins; otherwise a confident detection; otherwise what we used before."""
         if requested in LANGUAGES:
+            assert requested is not None
             return requested
         if state.chosen_language and state.language:
             return state.language
+        if not text:
+            return state.language or "pl"
         detection = self.detector.detect(text)
         if detection.confidence < 0.6 and state.language:
             return state.language
         return detection.language
 
-    async def reply(
-        self, text: str, *, language: str | None = None, session_id: str | None = None, channel: str = "api"
+    async def _turn(
+        self, session: AsyncSession, person: PersonRef, state: PersonState, event: Event, language: str
     ) -> Reply:
-        """The bot's answer to one message."""
-        text = " ".join(text.split())[:MAX_TEXT]
-        state = await self.load_state(session_id)
-        answer_language = self.choose_language(text, language, state)
-        if language in LANGUAGES:
-            state.chosen_language = True
-        state.language = answer_language
+        context = FlowContext(session, person, state, language, self.now())
+        if event.action is not None:
+            return await self._action(context, event)
+        if state.flow is not None:
+            flow = FLOWS.get(state.flow.name)
+            outcome = await flow.handle(context, event) if flow else None
+            if outcome is not None:
+                return self._flow_reply(language, outcome)
+            state.flow = None  # a new question instead of an answer to the step: leave the flow
+        return await self._understand(context, event.text)
+
+    async def _action(self, context: FlowContext, event: Event) -> Reply:
+        state, language, value = context.state, context.language, event.value
+        match event.action:
+            case ActionName.LANGUAGE:
+                if value not in LANGUAGES:
+                    raise InvalidAction(f"unknown language {value!r}; use one of {', '.join(LANGUAGES)}")
+                assert value is not None
+                state.language, state.chosen_language = value, True
+                return self._base(
+                    ReplyKind.LANGUAGE,
+                    value,
+                    "language",
+                    1.0,
+                    say(value, "I will answer in English from now on. What is your question?"),
+                )
+            case ActionName.CANCEL:
+                state.flow = None
+                return self._base(
+                    ReplyKind.FLOW,
+                    language,
+                    "cancel",
+                    1.0,
+                    say(language, "Cancelled. Write your question whenever you are ready."),
+                )
+            case ActionName.CONSULTANT:
+                return await self._hand_over(context)
+            case ActionName.CHOOSE_TOPIC:
+                topic_id = _known_topic(value)
+                state.flow, state.misses = None, 0
+                return await self._answer(IntentScore(f"faq/{topic_id}", 1.0), context, None)
+            case ActionName.FULL_ANSWER:
+                return await self._full_answer(context, _known_topic(value or state.last_topic))
+            case ActionName.HELPFUL | ActionName.NOT_HELPFUL:
+                if event.question:  # a client that keeps no conversation says what was asked
+                    state.last_question = " ".join(event.question.split())[:MAX_TEXT]
+                return await self._vote(
+                    context, _known_topic(value or state.last_topic), event.action is ActionName.HELPFUL
+                )
+            case _:
+                flow = FLOWS.get(state.flow.name) if state.flow else None
+                outcome = await flow.handle(context, event) if flow else None
+                if outcome is not None:
+                    return self._flow_reply(language, outcome)
+                # A button from an earlier message, pressed after its moment has passed.
+                return replace(
+                    self._base(
+                        ReplyKind.FALLBACK,
+                        language,
+                        "nlu_fallback",
+                        0.0,
+                        say(
+                            language,
+                            "That button is no longer active. Write your question, or ask for a consultant.",
+                        ),
+                    ),
+                    actions=(self._consultant_action(language),),
+                )
+
+    async def _understand(self, context: FlowContext, text: str) -> Reply:
+        state, language = context.state, context.language
+        if not text:
+            return self._base(
+                ReplyKind.FALLBACK,
+                language,
+                "nlu_fallback",
+                0.0,
+                say(language, "Write your question, please."),
+            )
+        state.last_question = text
         try:
             result = await self.nlu.parse(text)
         except NluUnavailable as error:
             log.error("conversation.nlu_unavailable", extra={"error": str(error)})
-            reply = self._handoff(answer_language, "nlu_fallback", 0.0, say(answer_language, "handoff"))
-        else:
-            reply = await self._decide(result, answer_language, state)
-        if reply.kind in (ReplyKind.FALLBACK, ReplyKind.OUT_OF_SCOPE):
-            state.misses += 1
-            if state.misses >= self.policy.misses_before_handoff:
-                reply = replace(
-                    reply,
-                    kind=ReplyKind.HANDOFF,
-                    handoff=True,
-                    text=f"{reply.text}\n\n{say(answer_language, 'fallback_repeated')}",
-                )
-                state.misses = 0
-        elif reply.kind is not ReplyKind.SMALLTALK:
-            state.misses = 0
-        await self.save_state(session_id, state)
-        await self._remember_failure(reply, text, channel)
-        return reply
-
-    async def hand_over(
-        self, text: str, *, language: str | None = None, session_id: str | None = None, channel: str = "api"
-    ) -> Reply:
-        """The person pressed "consultant": hand over without guessing what they meant."""
-        state = await self.load_state(session_id)
-        answer_language = self.choose_language(text or "", language, state)
-        state.language, state.misses = answer_language, 0
-        await self.save_state(session_id, state)
-        reply = self._handoff(answer_language, "request_human", 1.0, say(answer_language, "handoff"))
-        await self._remember_failure(reply, text, channel)
-        return reply
-
-    async def _decide(self, result: NluResult, language: str, state: ConversationState) -> Reply:
+            return await self._hand_over(
+                context, lead=say(language, "I cannot understand messages right now.")
+            )
+        context = replace(context, entities=dict(result.entities))
         decision = decide(result, self.policy)
-        kind, confidence = decision.kind, decision.confidence
+        kind = decision.kind
         if kind is ReplyKind.ANSWER:
-            return await self._answer(decision.topics[0], language, result)
+            state.misses = 0
+            return await self._answer(decision.topics[0], context, result)
         if kind is ReplyKind.CLARIFY:
+            state.misses = 0
             return await self._clarify(list(decision.topics), language, result)
         if kind is ReplyKind.HANDOFF:
-            return self._handoff(language, decision.intent, confidence, say(language, "handoff"), result)
-        text_key = {
-            ReplyKind.SMALLTALK: decision.intent,
-            ReplyKind.CASE_STATUS: "case_status",
-            ReplyKind.OUT_OF_SCOPE: "out_of_scope",
-            ReplyKind.FALLBACK: "fallback",
-        }[kind]
-        return self._base(kind, language, decision.intent, confidence, say(language, text_key), result)
-
-    async def _answer(self, score: IntentScore, language: str, result: NluResult) -> Reply:
-        assert score.topic_id is not None
-        article = await self.articles(score.topic_id, language)
-        if article is None:
-            return self._handoff(
-                language, "faq", score.confidence, say(language, "article_missing"), result, score.topic_id
-            )
-        if article.expired(self.today()):
-            assert article.valid_until is not None
+            state.misses = 0
+            return await self._hand_over(context, result=result)
+        if kind in (ReplyKind.FALLBACK, ReplyKind.OUT_OF_SCOPE):
+            state.misses += 1
+            text_out = say(language, FALLBACK_TEXTS[kind])
+            if state.misses >= self.policy.misses_before_handoff:
+                state.misses = 0
+                return await self._hand_over(
+                    context,
+                    result=result,
+                    lead=text_out
+                    + "\n\n"
+                    + say(language, "I can see I am not able to help with this. A person can."),
+                )
             return replace(
-                self._handoff(
+                self._base(kind, language, decision.intent, decision.confidence, text_out, result),
+                actions=(self._consultant_action(language),),
+            )
+        if kind is ReplyKind.CASE_STATUS:
+            return replace(
+                self._base(
+                    kind,
                     language,
-                    "faq",
-                    score.confidence,
-                    say(language, "article_expired", valid_until=article.valid_until.strftime("%d.%m.%Y")),
+                    decision.intent,
+                    decision.confidence,
+                    say(language, CASE_STATUS_TEXT),
                     result,
-                    score.topic_id,
                 ),
+                actions=(self._consultant_action(language),),
+            )
+        return self._base(
+            kind,
+            language,
+            decision.intent,
+            decision.confidence,
+            say(language, SMALLTALK_TEXTS[decision.intent]),
+            result,
+        )
+
+    # --- replies -------------------------------------------------------------------------------
+
+    async def _published(self, context: FlowContext, topic_id: str) -> PublishedArticle | None:
+        return await self.articles(topic_id, context.language)
+
+    async def _answer(self, score: IntentScore, context: FlowContext, result: NluResult | None) -> Reply:
+        assert score.topic_id is not None
+        language, topic_id = context.language, score.topic_id
+        article = await self._published(context, topic_id)
+        if article is None:
+            return await self._hand_over(
+                context,
+                result=result,
+                lead=say(language, "I do not have an answer on this topic in this language yet."),
+                article_id=topic_id,
+            )
+        if article.expired(self.now().date()):
+            assert article.valid_until is not None
+            reply = await self._hand_over(
+                context,
+                result=result,
+                lead=say(
+                    language,
+                    "The information I have on this topic is out of date (valid until {valid_until}). So as not to mislead you, please ask a consultant.",
+                    valid_until=article.valid_until.strftime("%d.%m.%Y"),
+                ),
+                article_id=topic_id,
+            )
+            return replace(
+                reply,
                 kind=ReplyKind.OUTDATED,
+                intent="faq",
                 title=article.title,
                 valid_until=article.valid_until,
             )
+        context.state.last_topic = topic_id
         return replace(
-            self._base(ReplyKind.ANSWER, language, "faq", score.confidence, article.short_answer, result),
-            article_id=score.topic_id,
+            self._article_reply(ReplyKind.ANSWER, article, score.confidence, result, language),
+            text=article.short_answer,
+            actions=(
+                Action(ActionName.FULL_ANSWER, topic_id, say(language, "Full answer")),
+                Action(ActionName.HELPFUL, topic_id, say(language, "Helpful")),
+                Action(ActionName.NOT_HELPFUL, topic_id, say(language, "Not helpful")),
+                self._consultant_action(language),
+            ),
+        )
+
+    async def _full_answer(self, context: FlowContext, topic_id: str) -> Reply:
+        article = await self._published(context, topic_id)
+        if article is None or article.expired(self.now().date()):
+            return await self._answer(IntentScore(f"faq/{topic_id}", 1.0), context, None)
+        context.state.last_topic = topic_id
+        language = context.language
+        return replace(
+            self._article_reply(ReplyKind.FULL_ANSWER, article, 1.0, None, language),
+            text=article.body,
+            markdown=True,
+            actions=(
+                Action(ActionName.HELPFUL, topic_id, say(language, "Helpful")),
+                Action(ActionName.NOT_HELPFUL, topic_id, say(language, "Not helpful")),
+                self._consultant_action(language),
+            ),
+        )
+
+    def _article_reply(
+        self,
+        kind: ReplyKind,
+        article: PublishedArticle,
+        confidence: float,
+        result: NluResult | None,
+        language: str,
+    ) -> Reply:
+        return replace(
+            self._base(kind, language, "faq", confidence, article.short_answer, result),
+            article_id=article.topic_id,
             title=article.title,
             full_answer=article.body,
             sources=article.sources,
@@ -260,10 +385,54 @@ class Conversation:
             valid_until=article.valid_until,
             stale=article.stale,
             notes={
-                "verified_on": say(language, "verified_on", date=article.verified_on.strftime("%d.%m.%Y")),
-                "sources": say(language, "sources"),
-                **({"stale": say(language, "stale_note")} if article.stale else {}),
+                "verified_on": say(
+                    language, "Checked on {date}", date=article.verified_on.strftime("%d.%m.%Y")
+                ),
+                "sources": say(language, "Sources"),
+                **(
+                    {
+                        "stale": say(
+                            language, "This answer is waiting to be re-checked after a change in the rules."
+                        )
+                    }
+                    if article.stale
+                    else {}
+                ),
             },
+        )
+
+    async def _vote(self, context: FlowContext, topic_id: str, helpful: bool) -> Reply:
+        state, language = context.state, context.language
+        first_vote = topic_id not in state.voted
+        if first_vote:
+            state.voted = [*state.voted, topic_id][-50:]
+        if not helpful and first_vote:
+            # One conversation counts once per topic, however often the button is pressed.
+            await record_failure(
+                context.session,
+                kind=FailureKind.NOT_HELPFUL,
+                text=state.last_question or topic_id,
+                language=language,
+                topic_id=topic_id,
+                channel=context.person.channel.value,
+            )
+        if helpful:
+            return replace(
+                self._base(
+                    ReplyKind.FEEDBACK, language, "helpful", 1.0, say(language, "Thank you for the feedback.")
+                ),
+                article_id=topic_id,
+            )
+        return replace(
+            self._base(
+                ReplyKind.FEEDBACK,
+                language,
+                "not_helpful",
+                1.0,
+                say(language, "Sorry about that. You can ask differently or ask for a consultant."),
+            ),
+            article_id=topic_id,
+            actions=(self._consultant_action(language),),
         )
 
     async def _clarify(self, candidates: list[IntentScore], language: str, result: NluResult) -> Reply:
@@ -275,9 +444,60 @@ class Conversation:
             options.append(Option(candidate.topic_id, title, round(candidate.confidence, 4)))
         top = candidates[0]
         return replace(
-            self._base(ReplyKind.CLARIFY, language, "faq", top.confidence, say(language, "clarify"), result),
+            self._base(
+                ReplyKind.CLARIFY,
+                language,
+                "faq",
+                top.confidence,
+                say(language, "I am not sure what you are asking. Choose the topic that fits best:"),
+                result,
+            ),
             options=tuple(options),
+            actions=(
+                *(Action(ActionName.CHOOSE_TOPIC, option.topic_id, option.title) for option in options),
+                self._consultant_action(language),
+            ),
         )
+
+    async def _hand_over(
+        self,
+        context: FlowContext,
+        *,
+        result: NluResult | None = None,
+        lead: str | None = None,
+        article_id: str | None = None,
+    ) -> Reply:
+        """Start the way to a person: the consultant flow's first question (or its answer, if prefilled)."""
+        outcome = await CONSULTANT.start(context)
+        reply = self._flow_reply(context.language, outcome, result=result)
+        return replace(
+            reply,
+            kind=ReplyKind.HANDOFF,
+            intent="request_human" if result is None or result.best.name == "request_human" else reply.intent,
+            handoff=True,
+            article_id=article_id,
+            text=f"{lead}\n\n{reply.text}" if lead else reply.text,
+        )
+
+    def _flow_reply(self, language: str, outcome: Outcome, *, result: NluResult | None = None) -> Reply:
+        actions = outcome.prompt.actions
+        if not outcome.finished:
+            actions = (*actions, Action(ActionName.CANCEL, None, say(language, "Cancel")))
+        return replace(
+            self._base(
+                ReplyKind.FLOW if not outcome.finished else ReplyKind.HANDOFF,
+                language,
+                "request_human",
+                1.0,
+                outcome.prompt.text,
+                result,
+            ),
+            handoff=outcome.finished,
+            actions=actions,
+        )
+
+    def _consultant_action(self, language: str) -> Action:
+        return Action(ActionName.CONSULTANT, None, say(language, "Consultant"))
 
     def _base(
         self,
@@ -286,7 +506,7 @@ class Conversation:
         intent: str,
         confidence: float,
         text: str,
-        result: NluResult | None,
+        result: NluResult | None = None,
     ) -> Reply:
         return Reply(
             kind=kind,
@@ -296,39 +516,63 @@ class Conversation:
             confidence=round(float(confidence), 4),
             engine=result.engine if result else None,
             entities=dict(result.entities) if result else {},
-            contact=say(language, "contact"),
+            contact=say(language, "INFO.OPT line: 12 210 20 20, info.opt@muw.pl"),
             buttons={
-                key: say(language, f"button_{key}")
-                for key in ("full_answer", "helpful", "not_helpful", "consultant", "language")
+                "full_answer": say(language, "Full answer"),
+                "helpful": say(language, "Helpful"),
+                "not_helpful": say(language, "Not helpful"),
+                "consultant": say(language, "Consultant"),
+                "language": say(language, "Language"),
             },
         )
 
-    def _handoff(
-        self,
-        language: str,
-        intent: str,
-        confidence: float,
-        text: str,
-        result: NluResult | None = None,
-        article_id: str | None = None,
-    ) -> Reply:
-        return replace(
-            self._base(ReplyKind.HANDOFF, language, intent, confidence, text, result),
-            handoff=True,
-            article_id=article_id,
-        )
-
-    async def _remember_failure(self, reply: Reply, text: str, channel: str) -> None:
-        if self.record_failure is None:
-            return
+    async def _remember_failure(
+        self, session: AsyncSession, reply: Reply, text: str, person: PersonRef
+    ) -> None:
+        """What the bot could not answer goes to the admins' backlog."""
         kind = {
             ReplyKind.FALLBACK: FailureKind.FALLBACK,
             ReplyKind.HANDOFF: FailureKind.HANDOFF,
             ReplyKind.OUTDATED: FailureKind.HANDOFF,
         }.get(reply.kind)
-        if kind is None:
+        if kind is None or not text:
             return
-        try:
-            await self.record_failure(kind, text, reply.language, reply.article_id, channel)
-        except Exception as error:  # the backlog is for admins; the person still gets the answer
-            log.warning("conversation.failure_not_recorded", extra={"error": str(error)})
+        await record_failure(
+            session,
+            kind=kind,
+            text=text,
+            language=reply.language,
+            topic_id=reply.article_id,
+            channel=person.channel.value,
+        )
+
+
+FALLBACK_TEXTS = {
+    ReplyKind.FALLBACK: N_(
+        "Sorry, I did not understand. Try asking in a different, short way, for example “change of employer” or “travel abroad during my case”."
+    ),
+    ReplyKind.OUT_OF_SCOPE: N_(
+        "I cannot help with that: I only answer questions about legal stay and work of foreigners in Małopolska. If it is a matter for the Voivodeship Office, a consultant can tell you where to go."
+    ),
+}
+SMALLTALK_TEXTS = {
+    "greet": N_(
+        "Hello! I am the bot of the INFO.OPT information line of the Małopolska Voivodeship Office. Ask about staying or working in Poland, for example “how much is a residence card”."
+    ),
+    "goodbye": N_("Goodbye! Write any time you have a question."),
+    "thanks": N_("You are welcome. Can I help with anything else?"),
+}
+CASE_STATUS_TEXT = N_(
+    "The bot cannot check a specific case yet. The information points (PID) and the INFO.OPT line 12 210 20 20 tell you the state of your case; have your case number ready."
+)
+
+
+def _known_topic(value: str | None) -> str:
+    if not value or catalogue().topic(value) is None:
+        raise InvalidAction(f"unknown topic {value!r}")
+    return value
+
+
+def _action_text(event: Event) -> str:
+    assert event.action is not None
+    return f"[{event.action.value}{'=' + event.value if event.value else ''}]"

@@ -16,6 +16,33 @@ class ReplyKind(StrEnum):
     SMALLTALK = "smalltalk"  # greeting, thanks, goodbye
     CASE_STATUS = "case_status"  # the person wants their own case looked up
     OUTDATED = "outdated"  # the article expired: not served as current, consultant offered
+    FULL_ANSWER = "full_answer"  # the whole article, on request
+    FEEDBACK = "feedback"  # thanks for a vote
+    FLOW = "flow"  # a step of a multi-step dialogue (choose an office, give consent, ...)
+    LANGUAGE = "language"  # the language was switched
+
+
+class ActionName(StrEnum):
+    """What a person can press; every channel sends the chosen one back with its value."""
+
+    CHOOSE_TOPIC = "choose_topic"  # value: a topic id
+    FULL_ANSWER = "full_answer"  # value: a topic id
+    HELPFUL = "helpful"  # value: a topic id
+    NOT_HELPFUL = "not_helpful"  # value: a topic id
+    CONSULTANT = "consultant"
+    LANGUAGE = "language"  # value: pl, uk, ru or en
+    CHOOSE_OFFICE = "choose_office"  # value: a PID code
+    CONSENT = "consent"  # value: yes or no
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One button: the action, its value, and its label in the person's language."""
+
+    action: ActionName
+    value: str | None
+    label: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +78,7 @@ class Reply:
     # Where the person can always reach a human, in their language.
     contact: str = ""
     buttons: dict[str, str] = field(default_factory=dict)
+    # The buttons that make sense for this reply, in the order a channel shows them.
+    actions: tuple[Action, ...] = ()
+    # Set when the reply is the full text of an article (Markdown; each channel renders it its own way).
+    markdown: bool = False

@@ -239,7 +239,10 @@ def ask(
     session_id: Annotated[str | None, typer.Option(help="Keep context between calls")] = None,
 ) -> None:
     """Ask the bot one question and print the same JSON as POST /api/v1/ask."""
-    from bot.api import AskRequest, ask_response
+    from bot.api import AskRequest, ask_response, new_session_id
+    from bot.flows import Event
+    from bot.state import PersonRef
+    from infoopt.core.languages import Channel
     from infoopt.services import Services
 
     settings = _settings()
@@ -253,10 +256,11 @@ def ask(
         await db.upgrade_async(settings.database_url)
         services = await Services.start(settings)
         try:
-            reply = await services.conversation.reply(
-                question.text, language=question.language, session_id=question.session_id, channel="cli"
-            )
-            return ask_response(reply).model_dump_json(indent=2)
+            person = PersonRef(Channel.WEB, question.session_id or new_session_id())
+            async with db.transaction(services.sessions) as session:
+                event = Event(text=question.text, language=question.language)
+                reply = await services.conversation.handle(session, person, event)
+            return ask_response(reply, person.id).model_dump_json(indent=2)
         finally:
             await services.close()
 

@@ -2,13 +2,15 @@
 
 from infoopt.staff.accounts import StaffSession, StaffUser
 from knowledge_base.models import Article, ArticleRevision, AuditEntry, BotFailure
-from tickets.models import PidOffice
+from tickets.models import Conversation, ConversationMessage, PidOffice
 
 __all__ = [
     "Article",
     "ArticleRevision",
     "AuditEntry",
     "BotFailure",
+    "Conversation",
+    "ConversationMessage",
     "PidOffice",
     "StaffSession",
     "StaffUser",

@@ -17,14 +17,13 @@ from bot.nlu.embedded import EmbeddedEngine
 from bot.nlu.engine import FallbackEngine, NluEngine, NluUnavailable
 from bot.nlu.language import LanguageDetector
 from bot.nlu.rasa import RasaEngine
+from bot.state import StateStore
 from infoopt.core import db
 from infoopt.core.redis_store import create_redis
 from infoopt.core.settings import Settings
 from knowledge_base import service as kb
-from knowledge_base.backlog import record_failure
 from knowledge_base.cache import PublishedCache
 from knowledge_base.events import listen_for_publishes
-from knowledge_base.models import FailureKind
 
 log = logging.getLogger(__name__)
 
@@ -102,14 +101,6 @@ class Services:
             async with sessions() as session:
                 return await kb.get_published(session, topic_id, language)
 
-        async def remember_failure(
-            kind: FailureKind, text: str, language: str | None, topic_id: str | None, channel: str
-        ) -> None:
-            async with db.transaction(sessions) as session:
-                await record_failure(
-                    session, kind=kind, text=text, language=language, topic_id=topic_id, channel=channel
-                )
-
         redis = create_redis(settings.redis_url)
         nlu = build_nlu(settings, embedded)
         kb_cache = PublishedCache(load_published)
@@ -121,11 +112,7 @@ class Services:
             nlu=nlu,
             kb_cache=kb_cache,
             conversation=Conversation(
-                nlu=nlu,
-                detector=detector,
-                articles=kb_cache.get,
-                redis=redis,
-                record_failure=remember_failure,
+                nlu=nlu, detector=detector, articles=kb_cache.get, states=StateStore(redis)
             ),
         )
         listening = asyncio.Event()

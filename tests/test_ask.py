@@ -59,10 +59,10 @@ async def test_a_chosen_language_wins_over_detection(client: httpx.AsyncClient) 
 
 
 async def test_the_chosen_language_is_kept_for_the_session(client: httpx.AsyncClient) -> None:
-    session = f"test-{uuid.uuid4().hex}"
-    await ask(client, "hello", language="ru", session_id=session)
-    body = await ask(client, "karta pobytu oplata konto", session_id=session)
+    first = await ask(client, "hello", language="ru")
+    body = await ask(client, "karta pobytu oplata konto", session_id=first["session_id"])
     assert body["language"] == "ru"
+    assert body["session_id"] == first["session_id"]
 
 
 async def test_transliterated_russian_is_answered_in_russian(client: httpx.AsyncClient) -> None:
@@ -75,6 +75,7 @@ async def test_asking_for_a_person_hands_over(client: httpx.AsyncClient) -> None
     assert body["intent"] == "request_human"
     assert body["handoff"] is True
     assert "12 210 20 20" in str(body["contact"])
+    assert {action["action"] for action in body["actions"]} >= {"choose_office", "cancel"}  # type: ignore[union-attr]
 
 
 async def test_the_consultant_button_hands_over_whatever_the_text(client: httpx.AsyncClient) -> None:
@@ -115,11 +116,10 @@ async def test_repeated_misunderstanding_hands_over_and_is_remembered(
 ) -> None:
     from infoopt.core import db
 
-    session = f"test-{uuid.uuid4().hex}"
     gibberish = ["qwrtzp vbnmx", "zzkkq plmokn ijbuh"]
-    first = await ask(client, gibberish[0], session_id=session, language="en")
+    first = await ask(client, gibberish[0], language="en")
     assert first["handoff"] is False
-    second = await ask(client, gibberish[1], session_id=session, language="en")
+    second = await ask(client, gibberish[1], session_id=first["session_id"], language="en")
     assert second["handoff"] is True
     assert second["kind"] == "handoff"
     async with db.session_factory(pg_engine)() as session_db:  # type: ignore[arg-type]
@@ -177,7 +177,10 @@ async def test_an_expired_article_is_not_served_as_current(
         ({"text": "hello", "session_id": "bad id with spaces"}, "session_id"),
         ({"text": "hello", "session_id": "x" * 200}, "session_id"),
         ({"text": 42}, "text"),
-        ({"language": "pl"}, "text"),
+        ({"language": "pl"}, "text is empty"),
+        ({"action": "press_everything"}, "action"),
+        ({"action": "choose_topic", "value": "weather"}, "unknown topic"),
+        ({"action": "language", "value": "de"}, "unknown language"),
         ({"text": "a\x00b"}, "NUL"),
     ],
 )
@@ -277,18 +280,17 @@ async def test_a_flood_of_questions_is_slowed_down_with_the_way_to_a_person(
     client: httpx.AsyncClient,
 ) -> None:
     settings = client._transport.app.state.settings  # type: ignore[attr-defined]
+    session = str((await ask(client, "fees", language="en"))["session_id"])
+    other_session = str((await ask(client, "fees", language="en"))["session_id"])
     limit, settings.ask_limit_per_minute = settings.ask_limit_per_minute, 30
     try:
-        session = f"flood-{uuid.uuid4().hex}"
         statuses = []
         for _ in range(32):
             response = await client.post(
                 "/api/v1/ask", json={"text": "fees", "session_id": session, "language": "en"}
             )
             statuses.append(response.status_code)
-        other = await client.post(
-            "/api/v1/ask", json={"text": "fees", "session_id": f"other-{uuid.uuid4().hex}"}
-        )
+        other = await client.post("/api/v1/ask", json={"text": "fees", "session_id": other_session})
     finally:
         settings.ask_limit_per_minute = limit
     assert statuses[:30] == [200] * 30

@@ -5,11 +5,15 @@ Polish public holidays count as closed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from tickets.models import WeeklyHours
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from tickets.models import PidOffice, WeeklyHours
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -78,3 +82,39 @@ def next_opening(hours: WeeklyHours | None, after: datetime) -> datetime | None:
         if local < closes:
             return max(opens, local)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class OfficeDay:
+    """An office as a person choosing it needs to see it: today's hours and when it next opens."""
+
+    code: str
+    town: str
+    address: str
+    today: tuple[datetime, datetime] | None  # None: closed today, or hours unknown
+    open_now: bool
+    next_opening: datetime | None
+    confirmed: bool  # False: hours or the point itself still to be confirmed with INFO.OPT
+    note: str | None
+
+
+async def active_offices(session: AsyncSession) -> list[PidOffice]:
+    """The PID points people can choose, confirmed ones first, then by town and code."""
+    offices = (await session.exec(select(PidOffice).where(col(PidOffice.active).is_(True)))).all()
+    return sorted(
+        offices, key=lambda office: (office.note is not None or not office.hours, office.town, office.code)
+    )
+
+
+def office_day(office: PidOffice, now: datetime) -> OfficeDay:
+    local = now.astimezone(WARSAW)
+    return OfficeDay(
+        code=office.code,
+        town=office.town,
+        address=office.address,
+        today=opening_window(office.hours, local.date()) if office.hours else None,
+        open_now=is_open(office.hours, now),
+        next_opening=next_opening(office.hours, now),
+        confirmed=bool(office.hours) and office.note is None,
+        note=office.note,
+    )

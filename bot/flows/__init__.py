@@ -1,0 +1,115 @@
+"""Multi-step dialogues written once for every channel: a flow is a list of steps.
+
+A step says what it asks (a text and the actions it offers) and what it accepts from the person (an
+action or a text), and names the field it stores the answer in. When the last step is answered the
+flow finishes and makes the closing reply. The state (which flow, which step, what was collected)
+lives in the person's state, so a flow survives between messages, workers and channels' retries.
+
+A person is never trapped: "cancel" leaves any flow, and a message a step does not accept (a new
+question typed instead of pressing a button) leaves the flow and is answered as a question.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.replies import Action, ActionName
+from bot.state import FlowState, PersonRef, PersonState
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """What a person sent: a text, or an action they chose (with its value)."""
+
+    text: str = ""
+    action: ActionName | None = None
+    value: str | None = None
+    language: str | None = None  # the language the person chose in the client, if any
+    question: str | None = None  # for a vote from a client that keeps no conversation: what was asked
+
+
+@dataclass(frozen=True, slots=True)
+class FlowContext:
+    """Everything a step may use to ask and to check an answer."""
+
+    session: AsyncSession
+    person: PersonRef
+    state: PersonState
+    language: str
+    now: datetime
+    entities: dict[str, str] = field(default_factory=dict)  # what the NLU found in the last message
+
+    @property
+    def fields(self) -> dict[str, str]:
+        assert self.state.flow is not None
+        return self.state.flow.fields
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """What a step says and offers."""
+
+    text: str
+    actions: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    ask: Callable[[FlowContext], Awaitable[Prompt]]
+    # The value to store from the event, or None when the step does not take it.
+    accept: Callable[[FlowContext, Event], Awaitable[str | None]]
+    stores: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A flow's answer to one event: a prompt for the next step, or the flow's closing words."""
+
+    prompt: Prompt
+    finished: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    name: str
+    steps: tuple[Step, ...]
+    # The closing reply's text and actions, from the collected fields.
+    finish: Callable[[FlowContext], Awaitable[Prompt]]
+    # Fill fields before the first question (e.g. the town the person already named); may skip steps.
+    prefill: Callable[[FlowContext], dict[str, str]] = lambda _context: {}
+
+    def step(self, name: str) -> Step | None:
+        return next((step for step in self.steps if step.name == name), None)
+
+    async def start(self, context: FlowContext) -> Outcome:
+        """Begin the flow for this person and ask its first unanswered question."""
+        context.state.flow = FlowState(self.name, self.steps[0].name, {})
+        context.fields.update(self.prefill(context))
+        return await self._next(context)
+
+    async def handle(self, context: FlowContext, event: Event) -> Outcome | None:
+        """Take the person's answer to the current step; None when the event is not an answer."""
+        assert context.state.flow is not None
+        current = self.step(context.state.flow.step)
+        if current is None:  # a flow changed between releases: start it over
+            return await self.start(context)
+        value = await current.accept(context, event)
+        if value is None:
+            return None
+        context.fields[current.stores] = value
+        return await self._next(context)
+
+    async def _next(self, context: FlowContext) -> Outcome:
+        assert context.state.flow is not None
+        for step in self.steps:
+            if step.stores not in context.fields:
+                context.state.flow.step = step.name
+                return Outcome(await step.ask(context), finished=False)
+        closing = await self.finish(context)
+        context.state.flow = None
+        return Outcome(closing, finished=True)
