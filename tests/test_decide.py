@@ -1,0 +1,74 @@
+"""decide(): answer, ask back, say it is not our business, or hand over — from the NLU ranking alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.conversation import DecisionPolicy, decide
+from bot.nlu.engine import IntentScore, NluResult
+from bot.replies import ReplyKind
+
+POLICY = DecisionPolicy(answer=0.45, margin=0.2, floor=0.15)
+
+
+def ranking(*scores: tuple[str, float]) -> NluResult:
+    ranked = tuple(IntentScore(name, confidence) for name, confidence in scores)
+    return NluResult(text="x", best=ranked[0], ranking=ranked, engine="test")
+
+
+@pytest.mark.parametrize(
+    ("scores", "kind", "intent", "topics"),
+    [
+        # a clear winner is answered
+        ((("faq/fees", 0.80), ("faq/residence_card", 0.10)), ReplyKind.ANSWER, "faq", ["fees"]),
+        # confident but too close to the runner-up: ask back with both
+        (
+            (("faq/fees", 0.50), ("faq/residence_card", 0.40)),
+            ReplyKind.CLARIFY,
+            "faq",
+            ["fees", "residence_card"],
+        ),
+        # not confident enough: ask back with up to three
+        (
+            (
+                ("faq/fees", 0.30),
+                ("faq/residence_card", 0.25),
+                ("faq/blue_card", 0.20),
+                ("faq/job_loss", 0.10),
+            ),
+            ReplyKind.CLARIFY,
+            "faq",
+            ["fees", "residence_card", "blue_card"],
+        ),
+        # exactly at the answer threshold with the margin: answered
+        ((("faq/fees", 0.45), ("faq/residence_card", 0.25)), ReplyKind.ANSWER, "faq", ["fees"]),
+        # nothing understood
+        ((("faq/fees", 0.10), ("faq/residence_card", 0.05)), ReplyKind.FALLBACK, "nlu_fallback", []),
+        # small talk and requests win when above the floor
+        ((("greet", 0.50), ("faq/fees", 0.30)), ReplyKind.SMALLTALK, "greet", []),
+        ((("request_human", 0.20), ("faq/fees", 0.19)), ReplyKind.HANDOFF, "request_human", []),
+        (
+            (("check_case_status", 0.60), ("faq/case_status", 0.30)),
+            ReplyKind.CASE_STATUS,
+            "check_case_status",
+            [],
+        ),
+        # out of scope: said honestly when confident, else still out of scope when no topic is plausible
+        ((("out_of_scope", 0.70), ("faq/fees", 0.05)), ReplyKind.OUT_OF_SCOPE, "out_of_scope", []),
+        ((("out_of_scope", 0.30), ("faq/fees", 0.04)), ReplyKind.OUT_OF_SCOPE, "out_of_scope", []),
+        # out of scope but a topic is plausible: offer the topics rather than refuse
+        (
+            (("out_of_scope", 0.30), ("faq/fees", 0.25), ("faq/blue_card", 0.10)),
+            ReplyKind.CLARIFY,
+            "faq",
+            ["fees", "blue_card"],
+        ),
+    ],
+)
+def test_decide(
+    scores: tuple[tuple[str, float], ...], kind: ReplyKind, intent: str, topics: list[str]
+) -> None:
+    decision = decide(ranking(*scores), POLICY)
+    assert decision.kind is kind
+    assert decision.intent == intent
+    assert [score.topic_id for score in decision.topics] == topics
