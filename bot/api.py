@@ -19,15 +19,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.conversation import MAX_TEXT, Conversation, InvalidAction
 from bot.flows import Event
+from bot.render import markdown_html, source_label, text_html
 from bot.replies import ActionName, Reply, ReplyKind
 from bot.state import PersonRef
 from infoopt.core.deps import SessionDep, get_services
 from infoopt.core.errors import DomainError, NotFound
-from infoopt.core.i18n import say
+from infoopt.core.i18n import N_, say
 from infoopt.core.languages import Channel, Language
 from infoopt.core.limits import within_rate
 from infoopt.core.web import templates
-from knowledge_base.markdown import render_markdown
 from knowledge_base.topics import catalogue
 from tickets.conversations import find_conversation, messages_after
 
@@ -98,6 +98,11 @@ class ActionOut(BaseModel):
     label: str
 
 
+class SourceLink(BaseModel):
+    url: str
+    label: str = Field(description="the site and page, short enough for a phone screen")
+
+
 class AskResponse(BaseModel):
     """The bot's reply, with everything a channel needs to render it."""
 
@@ -107,9 +112,10 @@ class AskResponse(BaseModel):
     confidence: float
     answer: str = Field(description="the text to show or say first (Markdown when `format` is markdown)")
     format: Literal["text", "markdown"] = "text"
-    answer_html: str | None = Field(default=None, description="the answer as sanitised HTML, for Markdown")
+    answer_html: str = Field(description="the answer as sanitised HTML, phone numbers and e-mails as links")
     handoff: bool = Field(description="the reply hands the person over to a human")
     sources: list[str]
+    source_links: list[SourceLink] = Field(default_factory=list)
     kind: str
     session_id: str = Field(description="send it back with the next message of this conversation")
     actions: list[ActionOut] = Field(default_factory=list)
@@ -134,9 +140,10 @@ def ask_response(reply: Reply, session_id: str) -> AskResponse:
         confidence=reply.confidence,
         answer=reply.text,
         format="markdown" if reply.markdown else "text",
-        answer_html=render_markdown(reply.text) if reply.markdown else None,
+        answer_html=markdown_html(reply.text) if reply.markdown else text_html(reply.text),
         handoff=reply.handoff,
         sources=list(reply.sources),
+        source_links=[SourceLink(url=url, label=source_label(url)) for url in reply.sources],
         kind=reply.kind.value,
         session_id=session_id,
         actions=[ActionOut(action=a.action, value=a.value, label=a.label) for a in reply.actions],
@@ -160,15 +167,14 @@ def _apology(language: str | None, session_id: str) -> AskResponse:
     """When something inside broke: never a 500 for the person, always the way to a human, honestly."""
     lang = language or "pl"
     contact = say(lang, "INFO.OPT line: 12 210 20 20, info.opt@muw.pl")
+    answer = say(lang, "Something went wrong on our side. Please try again in a moment, or contact a person:")
     return AskResponse(
         language=Language(lang),
         intent="nlu_fallback",
         article_id=None,
         confidence=0.0,
-        answer=say(
-            lang, "Something went wrong on our side. Please try again in a moment, or contact a person:"
-        )
-        + f" {contact}",
+        answer=f"{answer} {contact}",
+        answer_html=text_html(f"{answer} {contact}"),
         handoff=True,
         sources=[],
         kind=ReplyKind.HANDOFF.value,
@@ -304,7 +310,53 @@ async def feedback(
     )
 
 
+LANGUAGE_NAMES = {"pl": "polski", "uk": "українська", "ru": "русский", "en": "English"}
+CHAT_TEXTS = {
+    "greeting": N_(
+        "Hello! I answer questions about legal stay and work in Małopolska, day and night. Write your question "
+        "in your own words, or tap an example."
+    ),
+    "placeholder": N_("Write your question…"),
+    "send": N_("Send"),
+    "language": N_("Language"),
+    "automatic": N_("automatic"),
+    "you": N_("You"),
+    "bot": N_("Bot"),
+    "consultant": N_("Consultant"),
+    "examples": N_("Examples"),
+    "sources": N_("Sources"),
+    "error": N_("Something went wrong on our side. Please try again in a moment, or contact a person:"),
+    "contact": N_("INFO.OPT line: 12 210 20 20, info.opt@muw.pl"),
+    "footer": N_(
+        "Answers come from the knowledge base of the Małopolska Voivodeship Office. A person: INFO.OPT 12 210 20 20, info.opt@muw.pl."
+    ),
+}
+CHAT_EXAMPLES = (
+    N_("How much does a residence card cost?"),
+    N_("Can I travel abroad while my case is pending?"),
+    N_("How do I apply in MOS?"),
+)
+
+
+def chat_texts() -> dict[str, dict[str, object]]:
+    """The chat page's own words in every language, for the page to switch without a reload."""
+    return {
+        language: {
+            **{key: say(language, message) for key, message in CHAT_TEXTS.items()},
+            "examples_list": [say(language, example) for example in CHAT_EXAMPLES],
+            "footer_html": text_html(say(language, CHAT_TEXTS["footer"])),
+            "name": LANGUAGE_NAMES[language],
+        }
+        for language in LANGUAGE_NAMES
+    }
+
+
 @pages.get("/chat", response_class=HTMLResponse)
 async def chat_page(request: Request) -> Response:
     """A web chat to try the bot without Telegram: the same replies and actions as the channels."""
-    return templates.TemplateResponse(request, "chat.html", {})
+    texts = chat_texts()
+    return templates.TemplateResponse(
+        request,
+        "chat.html",
+        {"texts": texts, "greetings": [texts[lang]["greeting"] for lang in LANGUAGE_NAMES]},
+    )

@@ -1,12 +1,21 @@
-// The web chat: sends each question to POST /api/v1/ask and renders the reply with the same
-// buttons the channels have (full answer, helpful / not helpful, consultant, topic choices).
+// The web chat: one more renderer of the conversation. It sends what the person typed, or the action
+// they chose, to POST /api/v1/ask and shows the reply with the actions it offers; it keeps the
+// server-issued session id in this browser and polls the conversation for consultants' replies.
 (function () {
+  "use strict";
+  const texts = JSON.parse(document.getElementById("chat-texts").textContent);
   const list = document.getElementById("messages");
   const form = document.getElementById("ask");
   const input = document.getElementById("text");
   const languageSelect = document.getElementById("language");
-  const session = "web-" + (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2));
-  let lastQuestion = "";
+  const welcome = document.getElementById("welcome");
+  const STORAGE = "infoopt.session";
+  let session = null;
+  let cursor = "";
+  let language = "pl";        // the language in use: chosen, or the last one the bot answered in
+  let busy = false;
+
+  try { session = window.localStorage.getItem(STORAGE); } catch (error) { session = null; }
 
   function element(tag, className, text) {
     const node = document.createElement(tag);
@@ -15,102 +24,169 @@
     return node;
   }
 
+  function words() { return texts[language] || texts.pl; }
+
   function scrollDown() { window.scrollTo(0, document.body.scrollHeight); }
 
-  function button(label, action, handler) {
-    const node = element("button", "secondary", label);
-    node.type = "button";
-    node.dataset.action = action;
-    node.addEventListener("click", handler);
-    return node;
+  // The interface follows the language in use: labels, placeholder, the page's lang attribute.
+  function applyLanguage(code) {
+    language = texts[code] ? code : "pl";
+    const w = words();
+    document.documentElement.lang = language;
+    document.getElementById("language-label").textContent = w.language;
+    document.getElementById("language-auto").textContent =
+      w.automatic + (languageSelect.value ? "" : " (" + w.name + ")");
+    input.placeholder = w.placeholder;
+    document.getElementById("text-label").textContent = w.placeholder;
+    document.getElementById("send").setAttribute("aria-label", w.send);
+    document.getElementById("examples-heading").textContent = w.examples;
+    document.getElementById("footer").innerHTML = w.footer_html;  // server-made, sanitised
+    const examples = document.getElementById("examples");
+    examples.replaceChildren();
+    w.examples_list.forEach(function (example) {
+      const chip = element("button", "secondary example", example);
+      chip.type = "button";
+      chip.addEventListener("click", function () { submit({ text: example }, example); });
+      examples.appendChild(chip);
+    });
   }
 
-  async function send(text, language, action) {
-    const body = { text: text, language: language || languageSelect.value || null, session_id: session };
-    if (action) body.action = action;
-    const response = await fetch("/api/v1/ask", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
-    });
-    const data = await response.json();
-    if (!response.ok) throw new Error(data.detail || response.statusText);
-    return data;
+  function remember(id) {
+    session = id;
+    try { window.localStorage.setItem(STORAGE, id); } catch (error) { /* private mode: this tab only */ }
   }
 
-  async function showArticle(topicId, language, item) {
-    const response = await fetch("/api/v1/kb/articles/" + encodeURIComponent(topicId) + "?language=" + language);
-    if (!response.ok) return;
-    const article = await response.json();
-    render({
-      kind: "answer", language: language, article_id: topicId, title: article.title, answer: article.short_answer,
-      full_answer: article.body, sources: article.sources, verified_on: article.verified_on, handoff: false,
-      buttons: item.buttons, contact: item.contact, options: []
-    });
+  function personBubble(text) {
+    const item = element("li", "person", text);
+    item.setAttribute("aria-label", words().you + ": " + text);
+    list.appendChild(item);
   }
 
   function render(reply) {
     const item = element("li", "bot" + (reply.handoff ? " handoff" : ""));
     item.dataset.kind = reply.kind;
+    item.lang = reply.language;
     if (reply.article_id) item.dataset.article = reply.article_id;
-    if (reply.title) item.appendChild(element("div", "title", reply.title));
-    item.appendChild(element("div", "text", reply.answer));
-    const buttons = element("div", "buttons");
-    const labels = reply.buttons || {};
-    (reply.options || []).forEach(function (option) {
-      buttons.appendChild(button(option.title, "option", function () { showArticle(option.topic_id, reply.language, reply); }));
-    });
-    if (reply.kind === "answer") {
-      const full = element("div", "full");
-      full.hidden = true;
-      full.textContent = reply.full_answer || "";
-      buttons.appendChild(button(labels.full_answer || "Full answer", "full", function () { full.hidden = !full.hidden; scrollDown(); }));
-      buttons.appendChild(button(labels.helpful || "Helpful", "helpful", function () { vote(reply, true, item); }));
-      buttons.appendChild(button(labels.not_helpful || "Not helpful", "not_helpful", function () { vote(reply, false, item); }));
-      item.appendChild(full);
+    if (reply.title) item.appendChild(element("h3", "title", reply.title));
+    const body = element("div", reply.format === "markdown" ? "text formatted" : "text");
+    body.innerHTML = reply.answer_html;  // sanitised on the server: no scripts, only http(s)/tel/mailto links
+    item.appendChild(body);
+    const notes = reply.notes || {};
+    if (reply.verified_on || (reply.source_links || []).length) {
       const meta = element("div", "meta");
-      const notes = reply.notes || {};
-      if (reply.verified_on) meta.appendChild(element("div", "verified", "✔ " + (notes.verified_on || reply.verified_on)));
+      if (notes.verified_on) meta.appendChild(element("div", "verified", "✔ " + notes.verified_on));
       if (notes.stale) meta.appendChild(element("div", "stale", "⚠ " + notes.stale));
-      if ((reply.sources || []).length && notes.sources) meta.appendChild(element("div", "", notes.sources + ":"));
-      (reply.sources || []).forEach(function (url) {
-        const link = element("a", "", url);
-        link.href = url; link.rel = "noopener noreferrer"; link.target = "_blank";
-        meta.appendChild(link); meta.appendChild(document.createElement("br"));
-      });
+      if ((reply.source_links || []).length) {
+        const sources = element("ul", "sources");
+        sources.setAttribute("aria-label", notes.sources || words().sources);
+        reply.source_links.forEach(function (source) {
+          const link = element("a", "", source.label);
+          link.href = source.url; link.rel = "noopener noreferrer"; link.target = "_blank";
+          const entry = element("li"); entry.appendChild(link); sources.appendChild(entry);
+        });
+        meta.appendChild(element("div", "", (notes.sources || words().sources) + ":"));
+        meta.appendChild(sources);
+      }
       item.appendChild(meta);
     }
-    buttons.appendChild(button(labels.consultant || "Consultant", "consultant", function () { ask(labels.consultant || "Consultant", reply.language, "consultant"); }));
-    item.appendChild(buttons);
-    if (reply.handoff && reply.contact) item.appendChild(element("div", "meta", reply.contact));
+    if ((reply.actions || []).length) {
+      const buttons = element("div", "buttons");
+      buttons.setAttribute("role", "group");
+      reply.actions.forEach(function (action) {
+        const node = element("button", action.action === "consultant" ? "" : "secondary", action.label);
+        node.type = "button";
+        node.dataset.action = action.action;
+        if (action.value) node.dataset.value = action.value;
+        node.addEventListener("click", function () {
+          submit({ action: action.action, value: action.value }, action.label);
+        });
+        buttons.appendChild(node);
+      });
+      item.appendChild(buttons);
+    }
     list.appendChild(item);
     scrollDown();
   }
 
-  async function vote(reply, helpful, item) {
-    const response = await fetch("/api/v1/feedback", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ question: lastQuestion || reply.title || reply.article_id, article_id: reply.article_id,
-                             language: reply.language, helpful: helpful, session_id: session })
-    });
-    const data = await response.json();
-    item.appendChild(element("div", "meta feedback", data.answer || ""));
+  async function submit(payload, shown) {
+    if (busy) return;
+    busy = true;
+    welcome.hidden = true;
+    personBubble(shown);
+    scrollDown();
+    const body = Object.assign({ session_id: session, language: languageSelect.value || null }, payload);
+    try {
+      const response = await fetch("/api/v1/ask", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
+      });
+      const reply = await response.json();
+      if (!response.ok) throw new Error(reply.detail || response.statusText);
+      remember(reply.session_id);
+      if (!languageSelect.value) applyLanguage(reply.language);
+      render(reply);
+    } catch (error) {
+      const w = words();
+      const item = element("li", "bot handoff error");
+      item.setAttribute("role", "alert");
+      item.appendChild(element("div", "text", (error.message && error.message.length < 300 ? error.message : w.error)));
+      const contact = element("div", "meta"); contact.innerHTML = w.footer_html; item.appendChild(contact);
+      list.appendChild(item);
+      scrollDown();
+    } finally {
+      busy = false;
+    }
   }
 
-  async function ask(text, language, action) {
-    list.appendChild(element("li", "person", text));
-    scrollDown();
+  async function fetchMessages() {
+    const response = await fetch("/api/v1/conversations/" + encodeURIComponent(session) + "/messages?after=" + cursor);
+    if (response.status === 404) { session = null; return null; }
+    return response.ok ? response.json() : null;
+  }
+
+  // Back after a reload: the conversation so far, as plain text.
+  async function restore() {
+    if (!session) return;
     try {
-      render(await send(text, language, action));
-    } catch (error) {
-      render({ kind: "error", answer: String(error.message || error), handoff: true, contact: "INFO.OPT 12 210 20 20, info.opt@muw.pl", buttons: {} });
-    }
+      const page = await fetchMessages();
+      if (!page) return;
+      page.items.forEach(function (message) {
+        if (message.author === "person") personBubble(message.text);
+        else list.appendChild(element("li", message.author === "consultant" ? "bot consultant" : "bot", message.text));
+      });
+      if (page.items.length) welcome.hidden = true;
+      cursor = page.cursor;
+    } catch (error) { /* offline: start afresh */ }
+  }
+
+  // Consultants' replies arrive in the conversation; the chat shows what it has not shown yet.
+  async function poll() {
+    if (!session || document.hidden) return;
+    try {
+      const page = await fetchMessages();
+      if (!page) return;
+      page.items.forEach(function (message) {
+        if (message.author !== "consultant") return;  // the chat showed these as they happened
+        const item = element("li", "bot consultant", message.text);
+        item.setAttribute("aria-label", words().consultant + ": " + message.text);
+        list.appendChild(item);
+        scrollDown();
+      });
+      cursor = page.cursor;
+    } catch (error) { /* offline for a moment: try again on the next tick */ }
   }
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     const text = input.value.trim();
     if (!text) return;
-    lastQuestion = text;
     input.value = "";
-    ask(text);
+    submit({ text: text }, text);
   });
+  languageSelect.addEventListener("change", function () {
+    applyLanguage(languageSelect.value || language);
+  });
+
+  const preferred = (navigator.language || "pl").slice(0, 2);
+  applyLanguage(texts[preferred] ? preferred : "pl");
+  restore().then(function () { window.setInterval(poll, 5000); });
 })();
