@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.core import db
@@ -31,7 +30,7 @@ from knowledge_base import service as kb
 from knowledge_base.events import announce_publish
 from knowledge_base.files import ARTICLES_DIR, ArticleFileError
 from knowledge_base.topics import catalogue
-from tickets.models import PidOffice
+from tickets.offices import UnknownOffice, get_office
 
 T = TypeVar("T")
 
@@ -217,9 +216,7 @@ def users_create(
 
     async def create(session: AsyncSession) -> StaffUser:
         if office is not None:
-            found = (await session.exec(select(PidOffice).where(PidOffice.code == office))).first()
-            if found is None:
-                raise UnknownOffice(f"unknown office {office!r}")
+            await get_office(session, office)
         return await create_user(session, username=username, password=password, role=role, office_code=office)
 
     try:
@@ -376,10 +373,6 @@ def nlu_eval(
 
 class EvaluationBelowThreshold(RuntimeError):
     """An evaluation came out under a required threshold."""
-
-
-class UnknownOffice(ValueError):
-    """The office code names no PID point."""
 
 
 if __name__ == "__main__":

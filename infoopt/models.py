@@ -1,7 +1,8 @@
 """Every table the service owns, imported in one place so migrations see the whole schema."""
 
 from infoopt.staff.accounts import StaffSession, StaffUser
-from knowledge_base.models import Article, ArticleRevision, AuditEntry, BotFailure
+from infoopt.staff.audit import AuditEntry
+from knowledge_base.models import Article, ArticleRevision, BotFailure
 from tickets.models import Conversation, ConversationMessage, PidOffice
 
 __all__ = [

@@ -96,21 +96,6 @@ class ArticleRevision(SQLModel, table=True):
     )
 
 
-class AuditEntry(SQLModel, table=True):
-    """Who did what to which object, when and why. Never updated, never deleted."""
-
-    __tablename__ = "audit_entry"
-
-    id: int | None = Field(default=None, primary_key=True)
-    at: datetime = Field(default_factory=utcnow, index=True)
-    actor: str = Field(max_length=64, index=True)
-    action: str = Field(max_length=64)
-    object_type: str = Field(max_length=32)
-    object_id: str = Field(max_length=64, index=True)
-    reason: str | None = Field(default=None, max_length=500)
-    details: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-
-
 class FailureKind(StrEnum):
     FALLBACK = "fallback"
     NOT_HELPFUL = "not_helpful"

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
-from sqlmodel import col, select
 
 from infoopt.core.clock import utcnow
 from infoopt.core.db import after_commit
@@ -17,14 +16,15 @@ from infoopt.core.deps import RedisDep, SessionDep, SettingsDep, get_services
 from infoopt.core.errors import DomainError, NotFound
 from infoopt.core.languages import LANGUAGES
 from infoopt.core.web import templates
+from infoopt.staff.audit import audit_trail
 from infoopt.staff.auth import CurrentAdmin, CurrentKnowledgeReader, check_csrf
 from knowledge_base import service as kb
 from knowledge_base.backlog import as_training_examples, group_failures, resolve_failures
 from knowledge_base.cache import PublishedCache
 from knowledge_base.events import announce_publish
-from knowledge_base.files import SHORT_ANSWER_LIMIT, ArticleDocument, ArticleFileError
+from knowledge_base.files import SHORT_ANSWER_LIMIT, ArticleFileError
 from knowledge_base.markdown import render_markdown
-from knowledge_base.models import AuditEntry, RevisionStatus
+from knowledge_base.models import RevisionStatus
 from knowledge_base.reviews import Verdict, review_log
 from knowledge_base.topics import catalogue
 
@@ -177,14 +177,7 @@ async def _article_view(
     published = await kb.get_published(session, topic_id, language)
     article = await kb.get_article(session, topic_id, language)
     revisions = await kb.revisions_of(session, topic_id, language)
-    audit_entries = (
-        await session.exec(
-            select(AuditEntry)
-            .where(AuditEntry.object_id == f"{topic_id}/{language}")
-            .order_by(col(AuditEntry.at).desc(), col(AuditEntry.id).desc())
-            .limit(50)
-        )
-    ).all()
+    audit_entries = await audit_trail(session, object_id=f"{topic_id}/{language}", limit=50)
     return _page(
         request,
         "kb_article.html",
@@ -305,17 +298,6 @@ async def _edit_form(
     )
 
 
-def _parse_date(value: str, field: str, errors: list[str]) -> date | None:
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        errors.append(f"{field}: use the form YYYY-MM-DD")
-        return None
-
-
 @admin.post("/kb/{topic_id}/{language}/edit", response_class=HTMLResponse)
 async def save_edit(
     request: Request,
@@ -340,13 +322,6 @@ async def save_edit(
     """Save a new draft (or submit it, or publish it). Nothing typed is lost when something is wrong."""
     _known(topic_id, language)
     check_csrf(staff, csrf_token)
-    errors: list[str] = []
-    verified = _parse_date(verified_on, "verified on", errors)
-    until = _parse_date(valid_until, "valid until", errors)
-    if verified is None and not errors:
-        errors.append("verified on: the date you checked the text against its sources is required")
-    if action not in ("draft", "review", "publish"):
-        errors.append("unknown action")
     values = {
         "title": title,
         "short_answer": short_answer,
@@ -357,42 +332,29 @@ async def save_edit(
         "valid_until": valid_until,
         "note": note,
     }
-    revision = None
-    if not errors and verified is not None:
-        document = ArticleDocument(
-            topic_id=topic_id,
-            language=language,
-            title=title.strip(),
-            short_answer=" ".join(short_answer.split()),
-            body=body.replace("\r\n", "\n").strip() + "\n",
-            sources=tuple(line.strip() for line in sources.splitlines() if line.strip()),
-            legal_basis=legal_basis.strip() or None,
-            verified_on=verified,
-            valid_until=until,
-        )
-        errors.extend(document.problems())
-        if not errors:
-            # A savepoint: a rule that says no undoes the new draft and keeps the signed-in staff loaded.
-            try:
-                async with session.begin_nested():
-                    revision = await kb.create_draft(
-                        session, document, actor=staff.username, note=note.strip() or None
+    document, errors = kb.document_from_form(topic_id, language, values)
+    if action not in ("draft", "review", "publish"):
+        errors.append("unknown action")
+    if document is not None and not errors:
+        # A savepoint: a rule that says no undoes the new draft and keeps the signed-in staff loaded.
+        try:
+            async with session.begin_nested():
+                revision = await kb.create_draft(
+                    session, document, actor=staff.username, note=note.strip() or None
+                )
+                assert revision.id is not None
+                if action == "review":
+                    await kb.submit_for_review(session, revision.id, actor=staff.username, note=note or None)
+                elif action == "publish":
+                    await kb.publish_revision(
+                        session,
+                        revision.id,
+                        actor=staff.username,
+                        reason=note,
+                        second_person=settings.kb_second_reviewer,
                     )
-                    assert revision.id is not None
-                    if action == "review":
-                        await kb.submit_for_review(
-                            session, revision.id, actor=staff.username, note=note or None
-                        )
-                    elif action == "publish":
-                        await kb.publish_revision(
-                            session,
-                            revision.id,
-                            actor=staff.username,
-                            reason=note,
-                            second_person=settings.kb_second_reviewer,
-                        )
-            except (DomainError, ArticleFileError) as error:
-                errors.append(str(error))
+        except (DomainError, ArticleFileError) as error:
+            errors.append(str(error))
     if errors:
         return await _edit_form(
             request, session, settings, staff, topic_id, language, values=values, errors=errors
@@ -530,12 +492,7 @@ async def audit_page(
     object_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     """The audit trail, newest first."""
-    statement = select(AuditEntry).order_by(col(AuditEntry.at).desc(), col(AuditEntry.id).desc()).limit(200)
-    if actor:
-        statement = statement.where(AuditEntry.actor == actor)
-    if object_id:
-        statement = statement.where(AuditEntry.object_id == object_id)
-    entries = (await session.exec(statement)).all()
+    entries = await audit_trail(session, actor=actor, object_id=object_id)
     return _page(
         request, "audit.html", {"staff": staff, "entries": entries, "actor": actor, "object_id": object_id}
     )

@@ -22,8 +22,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from infoopt.core.clock import utcnow
 from infoopt.core.errors import DomainError, Forbidden, NotFound
 from infoopt.core.languages import LANGUAGES
+from infoopt.staff.audit import record_audit
 from knowledge_base.files import ArticleDocument, read_articles, render_article, write_article
-from knowledge_base.models import Article, ArticleRevision, AuditEntry, PublishReview, RevisionStatus
+from knowledge_base.models import Article, ArticleRevision, PublishReview, RevisionStatus
 from knowledge_base.text import fold
 from knowledge_base.topics import catalogue
 
@@ -107,36 +108,51 @@ def search_text(*parts: str | None) -> str:
     return fold(" ".join(part for part in parts if part))
 
 
+def _form_date(value: str, field: str, errors: list[str]) -> date | None:
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        errors.append(f"{field}: use the form YYYY-MM-DD")
+        return None
+
+
+def document_from_form(
+    topic_id: str, language: str, form: dict[str, str]
+) -> tuple[ArticleDocument | None, list[str]]:
+    """An article document from the editor's fields, normalised, with every problem found (never raises).
+
+    Whitespace in the short answer collapses (it is read aloud), line ends become "\n", one URL a line.
+    """
+    errors: list[str] = []
+    verified = _form_date(form.get("verified_on", ""), "verified on", errors)
+    until = _form_date(form.get("valid_until", ""), "valid until", errors)
+    if verified is None and not errors:
+        errors.append("verified on: the date you checked the text against its sources is required")
+    if verified is None:
+        return None, errors
+    document = ArticleDocument(
+        topic_id=topic_id,
+        language=language,
+        title=form.get("title", "").strip(),
+        short_answer=" ".join(form.get("short_answer", "").split()),
+        body=form.get("body", "").replace("\r\n", "\n").strip() + "\n",
+        sources=tuple(line.strip() for line in form.get("sources", "").splitlines() if line.strip()),
+        legal_basis=form.get("legal_basis", "").strip() or None,
+        verified_on=verified,
+        valid_until=until,
+    )
+    return document, errors + document.problems()
+
+
 def _validate(document: ArticleDocument) -> None:
     if catalogue().topic(document.topic_id) is None:
         raise UnknownArticle(f"unknown topic {document.topic_id!r}")
     problems = document.problems()
     if problems:
         raise InvalidRevision("; ".join(problems))
-
-
-async def audit(
-    session: AsyncSession,
-    *,
-    actor: str,
-    action: str,
-    object_type: str,
-    object_id: str,
-    reason: str | None = None,
-    details: dict[str, object] | None = None,
-) -> AuditEntry:
-    """Record one entry of the audit trail."""
-    entry = AuditEntry(
-        actor=actor,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        reason=(reason or None) and reason[:500],
-        details=details or {},
-    )
-    session.add(entry)
-    await session.flush()
-    return entry
 
 
 async def get_article(session: AsyncSession, topic_id: str, language: str) -> Article | None:
@@ -182,7 +198,7 @@ async def _audit_article(
     reason: str | None = None,
     details: dict[str, object],
 ) -> None:
-    await audit(
+    await record_audit(
         session,
         actor=actor,
         action=action,

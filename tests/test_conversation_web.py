@@ -9,6 +9,7 @@ import re
 import httpx
 import pytest
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge_base.models import BotFailure, FailureKind
 
@@ -240,3 +241,22 @@ async def test_two_messages_at_once_from_one_person_lose_no_update(client: httpx
         assert sorted(state.voted) == ["blue_card", "fees", "residence_card", "visa_extension"]
     page = (await client.get(f"/api/v1/conversations/{session_id}/messages")).json()
     assert len(page["items"]) == 2 + 8
+
+
+async def test_transcripts_silent_past_the_retention_period_are_purged(session: AsyncSession) -> None:
+    from datetime import timedelta
+
+    from infoopt.core.clock import utcnow
+    from infoopt.core.languages import Channel
+    from tickets.conversations import find_conversation, open_conversation, purge_transcripts, record_message
+    from tickets.models import MessageAuthor
+
+    old = await open_conversation(session, Channel.TELEGRAM, "old-chat")
+    await record_message(session, old, author=MessageAuthor.PERSON, text="stara wiadomość")
+    old.last_message_at = utcnow() - timedelta(days=200)
+    recent = await open_conversation(session, Channel.TELEGRAM, "recent-chat")
+    await record_message(session, recent, author=MessageAuthor.PERSON, text="nowa")
+    purged = await purge_transcripts(session, silent_since=utcnow() - timedelta(days=90))
+    assert purged >= 1
+    assert await find_conversation(session, Channel.TELEGRAM, "old-chat") is None
+    assert await find_conversation(session, Channel.TELEGRAM, "recent-chat") is not None

@@ -11,9 +11,10 @@ import pytest
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infoopt.staff.audit import AuditEntry
 from knowledge_base import service as kb
 from knowledge_base.files import ARTICLES_DIR, ArticleDocument, read_articles
-from knowledge_base.models import AuditEntry, PublishReview, RevisionStatus
+from knowledge_base.models import PublishReview, RevisionStatus
 
 SEED = {(d.topic_id, d.language): d for d in read_articles(ARTICLES_DIR)}
 TODAY = date(2026, 11, 22)

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infoopt.core.errors import NotFound
 from tickets.models import PidOffice, WeeklyHours
 
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -96,6 +97,20 @@ class OfficeDay:
     next_opening: datetime | None
     confirmed: bool  # False: hours or the point itself still to be confirmed with INFO.OPT
     note: str | None
+
+
+class UnknownOffice(NotFound):
+    """The code names no PID point."""
+
+    code = "unknown_office"
+
+
+async def get_office(session: AsyncSession, code: str) -> PidOffice:
+    """The PID point with this code, or UnknownOffice."""
+    office = (await session.exec(select(PidOffice).where(PidOffice.code == code))).first()
+    if office is None:
+        raise UnknownOffice(f"unknown office {code!r}")
+    return office
 
 
 async def active_offices(session: AsyncSession) -> list[PidOffice]:
