@@ -79,6 +79,7 @@ def source_label(url: str) -> str:
     site = site or host
     page = unquote(parts.path.rstrip("/").rsplit("/", 1)[-1]) if parts.path.strip("/") else ""
     page = re.sub(r"\.(html?|php|aspx)$", "", page)
+    page = re.sub(r"^[\d,._-]+", "", page)  # CMS ids in front of the page name ("36630,Tryb-odwolawczy")
     page = re.sub(r"[-_]+", " ", page).strip()
     if not page or page.isdigit() or len(page) < 4 or "DocDetails" in page:
         return site

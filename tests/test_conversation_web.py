@@ -260,3 +260,33 @@ async def test_transcripts_silent_past_the_retention_period_are_purged(session: 
     assert purged >= 1
     assert await find_conversation(session, Channel.TELEGRAM, "old-chat") is None
     assert await find_conversation(session, Channel.TELEGRAM, "recent-chat") is not None
+
+
+@pytest.mark.parametrize(
+    ("url", "label"),
+    [
+        ("https://infoopt.pl/oplaty/", "INFO.OPT: oplaty"),
+        ("https://www.gov.pl/web/udsc/CUKR-procedura", "Urząd do Spraw Cudzoziemców: CUKR procedura"),
+        ("https://isap.sejm.gov.pl/isap.nsf/DocDetails.xsp?id=WDU20250001079", "ISAP (Dziennik Ustaw)"),
+        (
+            "https://www.mazowieckie.pl/pl/kategorie/cudzoziemcy/36630,Tryb-odwolawczy.html",
+            "mazowieckie.pl: Tryb odwolawczy",
+        ),
+        ("https://migrant.poznan.uw.gov.pl/", "migrant.poznan.uw.gov.pl"),
+    ],
+)
+def test_sources_are_shown_as_short_labels(url: str, label: str) -> None:
+    from bot.render import source_label
+
+    assert source_label(url) == label
+
+
+def test_phone_numbers_and_e_mails_become_tappable_without_breaking_links() -> None:
+    from bot.render import markdown_html, text_html
+
+    html = text_html("Call 12 210 20 20 or write to info.opt@muw.pl.\n\n<script>alert(1)</script>")
+    assert re.search(r'<a href="tel:\+48122102020"[^>]*>12 210 20 20</a>', html)
+    assert re.search(r'<a href="mailto:info.opt@muw.pl"[^>]*>info.opt@muw.pl</a>', html)
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    formatted = markdown_html("See [the fees](https://infoopt.pl/oplaty/) or call 12 210 20 20.")
+    assert 'href="https://infoopt.pl/oplaty/"' in formatted and 'href="tel:+48122102020"' in formatted

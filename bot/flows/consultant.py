@@ -32,9 +32,13 @@ def _day(moment: datetime, now: datetime, language: str) -> str:
     return format_date(moment.date(), "EEEE d.MM", locale=language)
 
 
+def _place(office: OfficeDay) -> str:
+    return f"{office.town}, {office.address.removesuffix(', ' + office.town)}"
+
+
 def office_label(office: OfficeDay, language: str) -> str:
     """How a PID point is offered as a button: where it is and its hours today."""
-    place = f"{office.town}, {office.address.removesuffix(', ' + office.town)}"
+    place = _place(office)
     if not office.confirmed:
         return say(language, "{place} (hours to be confirmed)", place=place)
     if office.today is None:
@@ -76,7 +80,7 @@ async def _accept_office(context: FlowContext, event: Event) -> str | None:
 
 
 def _how_to_reach(office: OfficeDay, context: FlowContext) -> str:
-    language, place = context.language, f"{office.town}, {office.address}"
+    language, place = context.language, _place(office)
     if not office.confirmed:
         return say(language, "{place}: ask INFO.OPT whether this point is open, and when.", place=place)
     if office.open_now and office.today is not None:
