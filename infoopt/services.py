@@ -98,7 +98,8 @@ class Services:
         detector = await asyncio.to_thread(build_detector, settings)
 
         async def load_published(topic_id: str, language: str) -> kb.PublishedArticle | None:
-            async with sessions() as session:
+            # Through `services.sessions`, not a copy of it: tests swap in a rolled-back transaction.
+            async with services.sessions() as session:
                 return await kb.get_published(session, topic_id, language)
 
         redis = create_redis(settings.redis_url)

@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from playwright.async_api import Page
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.app import create_app
@@ -115,6 +115,38 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
+
+
+@pytest.fixture
+async def app_db(app: FastAPI, pg_engine: AsyncEngine) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """The app's database for one test: every request works inside one transaction, rolled back after.
+
+    Requests still commit as in production, but their commits release savepoints of the test's own
+    transaction, so no test sees another's leftovers. Read what a request wrote through these sessions.
+    """
+    services = app.state.services
+    async with pg_engine.connect() as connection:
+        outer = await connection.begin()
+        sessions = async_sessionmaker(
+            bind=connection,
+            class_=AsyncSession,
+            expire_on_commit=False,
+            join_transaction_mode="create_savepoint",
+        )
+        original, services.sessions = services.sessions, sessions
+        try:
+            yield sessions
+        finally:
+            services.sessions = original
+            services.kb_cache.invalidate()  # nothing the rolled-back transaction published stays cached
+            await outer.rollback()
+
+
+@pytest.fixture(autouse=True)
+def _http_tests_roll_back(request: pytest.FixtureRequest) -> None:
+    """Tests on the shared app run in a rolled-back transaction unless marked `commits`."""
+    if "app" in request.fixturenames and request.node.get_closest_marker("commits") is None:
+        request.getfixturevalue("app_db")
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ from datetime import date
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge_base.models import BotFailure, FailureKind
 
@@ -112,17 +114,15 @@ async def test_a_vague_question_gets_two_or_three_topics_to_choose_from(client: 
 
 
 async def test_repeated_misunderstanding_hands_over_and_is_remembered(
-    client: httpx.AsyncClient, pg_engine: object
+    client: httpx.AsyncClient, app_db: async_sessionmaker[AsyncSession]
 ) -> None:
-    from infoopt.core import db
-
     gibberish = ["qwrtzp vbnmx", "zzkkq plmokn ijbuh"]
     first = await ask(client, gibberish[0], language="en")
     assert first["handoff"] is False
     second = await ask(client, gibberish[1], session_id=first["session_id"], language="en")
     assert second["handoff"] is True
     assert second["kind"] == "handoff"
-    async with db.session_factory(pg_engine)() as session_db:  # type: ignore[arg-type]
+    async with app_db() as session_db:
         kinds = (
             await session_db.exec(select(BotFailure.kind).where(col(BotFailure.text).in_(gibberish)))
         ).all()
@@ -233,9 +233,9 @@ async def test_when_the_nlu_breaks_the_person_still_gets_a_way_to_a_human(client
     assert "12 210 20 20" in str(body["answer"]) + str(body["contact"])
 
 
-async def test_not_helpful_votes_reach_the_backlog(client: httpx.AsyncClient, pg_engine: object) -> None:
-    from infoopt.core import db
-
+async def test_not_helpful_votes_reach_the_backlog(
+    client: httpx.AsyncClient, app_db: async_sessionmaker[AsyncSession]
+) -> None:
     question = f"czy mogę pracować na stemplu {uuid.uuid4().hex[:6]}"
     response = await client.post(
         "/api/v1/feedback",
@@ -243,7 +243,7 @@ async def test_not_helpful_votes_reach_the_backlog(client: httpx.AsyncClient, pg
     )
     assert response.status_code == 200
     assert response.json()["handoff_offered"] is True
-    async with db.session_factory(pg_engine)() as session:  # type: ignore[arg-type]
+    async with app_db() as session:
         stored = (await session.exec(select(BotFailure).where(BotFailure.text == question))).one()
     assert stored.kind is FailureKind.NOT_HELPFUL
     assert stored.topic_id == "work_while_pending"

@@ -8,6 +8,7 @@ import re
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -121,10 +122,8 @@ async def test_an_expired_topic_chosen_by_action_is_not_served_as_current(
 
 
 async def test_repeated_not_helpful_votes_from_one_conversation_count_once(
-    client: httpx.AsyncClient, pg_engine: object
+    client: httpx.AsyncClient, app_db: async_sessionmaker[AsyncSession]
 ) -> None:
-    from infoopt.core import db
-
     question = "czy mogę pracować na stemplu w paszporcie, czekam na decyzję 7f3a"
     answer = await send(client, text=question, language="pl")
     topic = answer["article_id"] or "work_while_pending"
@@ -132,7 +131,7 @@ async def test_repeated_not_helpful_votes_from_one_conversation_count_once(
         vote = await send(client, session_id=answer["session_id"], action="not_helpful", value=topic)
         assert vote["kind"] == "feedback"
         assert ("consultant", None) in [(a["action"], a["value"]) for a in actions_of(vote)]
-    async with db.session_factory(pg_engine)() as session:  # type: ignore[arg-type]
+    async with app_db() as session:
         stored = (
             await session.exec(
                 select(BotFailure).where(
@@ -222,6 +221,7 @@ async def test_a_malformed_cursor_is_a_422(client: httpx.AsyncClient, after: str
     assert response.status_code == 422
 
 
+@pytest.mark.commits  # concurrent requests need connections of their own
 async def test_two_messages_at_once_from_one_person_lose_no_update(client: httpx.AsyncClient) -> None:
     """Telegram users send two messages in quick succession; the per-person lock keeps both turns."""
     first = await send(client, text="ile kosztuje karta pobytu i na jakie konto zapłacić", language="pl")
