@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from infoopt.core.deps import SessionDep
 from infoopt.core.errors import DomainError
-from infoopt.core.web import templates
+from infoopt.core.web import staff_text, templates
 from infoopt.staff.accounts import (
     Role,
     SignInFailed,
@@ -156,14 +156,17 @@ async def login(
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, csrf_token):
         return _login_page(
-            request, error="The form expired. Please try again.", username=username, status=403
+            request,
+            error=staff_text(request, "The form expired. Please try again."),
+            username=username,
+            status=403,
         )
     try:
         user = await authenticate(session, username=username, password=password)
     except SignInFailed:
         return _login_page(
             request,
-            error="Wrong username or password, or the account is locked for a while.",
+            error=staff_text(request, "Wrong username or password, or the account is locked for a while."),
             username=username,
             status=401,
         )
