@@ -1,4 +1,4 @@
-"""Redis: the real server and the in-process fallback answer through the same client interface."""
+"""Redis: the real server and the in-process fallback serve the per-person conversation state alike."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
+from bot.state import PersonRef, StateStore
+from infoopt.core.languages import Channel
 from infoopt.core.redis_store import create_redis, is_in_process
 
 
@@ -18,33 +20,41 @@ async def store(request: pytest.FixtureRequest, redis_url: str) -> Redis:
     await client.aclose()
 
 
-async def test_keys_expire_and_counters_count(store: Redis) -> None:
-    await store.set("conversation:1", "state", ex=60)
-    assert await store.get("conversation:1") == "state"
-    assert 0 < await store.ttl("conversation:1") <= 60
-    assert await store.incr("rate:1") == 1
-    assert await store.incr("rate:1") == 2
+async def test_per_person_turns_wait_for_each_other_and_lose_no_update(store: Redis) -> None:
+    """The conversation's state on both backends: concurrent turns of one person run one at a time."""
+    states = StateStore(store)
+    person = PersonRef(Channel.TELEGRAM, "4242")
+
+    async def miss() -> None:
+        async with states.turn(person) as state:
+            seen = state.misses
+            await asyncio.sleep(0.01)  # a turn that takes a moment, as an NLU call does
+            state.misses = seen + 1
+
+    await asyncio.gather(*(miss() for _ in range(8)))
+    async with states.turn(person) as state:
+        assert state.misses == 8
 
 
-async def test_set_if_absent_is_a_lock(store: Redis) -> None:
-    assert await store.set("lock:ticket:7", "a", nx=True, ex=5)
-    assert not await store.set("lock:ticket:7", "b", nx=True, ex=5)
+async def test_one_persons_turn_does_not_hold_up_another(store: Redis) -> None:
+    states = StateStore(store)
+    first, second = PersonRef(Channel.WEB, "first"), PersonRef(Channel.WEB, "second")
+    async with states.turn(first), asyncio.timeout(2), states.turn(second) as other:
+        other.language = "uk"
+    async with states.turn(PersonRef(Channel.WEB, "second")) as again:
+        assert again.language == "uk"
 
 
-async def test_publish_reaches_a_subscriber(store: Redis) -> None:
-    pubsub = store.pubsub()
-    await pubsub.subscribe("kb.published")
-    await pubsub.get_message(timeout=1)  # the subscribe confirmation
-    await store.publish("kb.published", "fees:uk")
-    message = None
-    for _ in range(20):
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
-        if message:
-            break
-        await asyncio.sleep(0.05)
-    await pubsub.aclose()
-    assert message is not None
-    assert message["data"] == "fees:uk"
+async def test_unreadable_state_starts_afresh_and_forget_erases_it(store: Redis) -> None:
+    states = StateStore(store)
+    person = PersonRef(Channel.WEB, "broken")
+    await store.set(f"conv:state:{person.key}", "{not json")
+    async with states.turn(person) as state:
+        assert state.language is None and state.flow is None
+        state.language = "ru"
+    await states.forget(person)
+    async with states.turn(person) as state:
+        assert state.language is None
 
 
 async def test_the_fallback_says_it_is_in_process(redis_url: str) -> None:
