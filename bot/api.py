@@ -22,11 +22,12 @@ from bot.flows import Event
 from bot.render import markdown_html, source_label, text_html
 from bot.replies import ActionName, Reply, ReplyKind
 from bot.state import PersonRef
+from bot.text import has_content
 from infoopt.core.deps import SessionDep, get_services
-from infoopt.core.errors import DomainError, NotFound
+from infoopt.core.errors import NotFound
 from infoopt.core.i18n import N_, say
 from infoopt.core.languages import Channel, Language
-from infoopt.core.limits import within_rate
+from infoopt.core.limits import TooManyRequests, hit
 from infoopt.core.web import templates
 from knowledge_base.topics import catalogue
 from tickets.conversations import find_conversation, messages_after
@@ -81,6 +82,8 @@ class AskRequest(BaseModel):
     def _something_to_answer(self) -> AskRequest:
         if self.action is None and not self.text.strip():
             raise ValueError("write a question: the text is empty")
+        if self.action is None and not has_content(self.text):
+            raise ValueError("write a question: the text has nothing to understand (no letters or digits)")
         return self
 
 
@@ -184,9 +187,22 @@ def _apology(language: str | None, session_id: str) -> AskResponse:
     )
 
 
-class TooManyQuestions(DomainError):
-    status_code = 429
-    code = "too_many_requests"
+def client_address(request: Request) -> str:
+    """The client's address (the proxy's forwarded one only when the proxy is trusted, see the app)."""
+    return request.client.host if request.client else "unknown"
+
+
+async def _within_limits(request: Request, limits: list[tuple[str, int]], language: str) -> None:
+    """Count the request against each (key, per-minute limit); a 429 in the person's language if over."""
+    redis = get_services(request).redis
+    for key, limit in limits:
+        rate = await hit(redis, key, limit=limit, window_seconds=60)
+        if not rate.allowed:
+            wait = say(language, "Too many questions in a short time — please wait a minute.")
+            raise TooManyRequests(
+                f"{wait} {say(language, 'INFO.OPT line: 12 210 20 20, info.opt@muw.pl')}",
+                retry_after=rate.retry_after,
+            )
 
 
 async def _web_person(session: AsyncSession, session_id: str | None) -> PersonRef:
@@ -201,19 +217,22 @@ async def _web_person(session: AsyncSession, session_id: str | None) -> PersonRe
     response_model=AskResponse,
     responses={
         422: {"description": "malformed question, or an action the reply did not offer"},
-        429: {"description": "too many questions a minute"},
+        429: {
+            "description": "too many questions a minute (per conversation, and per address); see Retry-After"
+        },
     },
 )
 async def ask(
     question: AskRequest, conversation: ConversationDep, session: SessionDep, request: Request
 ) -> AskResponse:
     """Answer one message or chosen action from the published knowledge base, or show the way to a person."""
-    client = question.session_id or (request.client.host if request.client else "unknown")
-    limit = request.app.state.settings.ask_limit_per_minute
-    if not await within_rate(get_services(request).redis, f"ask:{client}", limit=limit, window_seconds=60):
-        lang = question.language or "pl"
-        wait = say(lang, "Too many questions in a short time — please wait a minute.")
-        raise TooManyQuestions(f"{wait} {say(lang, 'INFO.OPT line: 12 210 20 20, info.opt@muw.pl')}")
+    settings = get_services(request).settings
+    detected = conversation.detector.detect(question.text).language if question.text else "pl"
+    language = question.language or detected
+    limits = [(f"ask:address:{client_address(request)}", settings.ask_limit_per_address_per_minute)]
+    if question.session_id:
+        limits.append((f"ask:conversation:{question.session_id}", settings.ask_limit_per_minute))
+    await _within_limits(request, limits, language)
     person = await _web_person(session, question.session_id)
     event = Event(
         text=question.text, action=question.action, value=question.value, language=question.language
@@ -290,11 +309,21 @@ class FeedbackResponse(BaseModel):
     session_id: str
 
 
-@api.post("/feedback", response_model=FeedbackResponse)
+@api.post(
+    "/feedback",
+    response_model=FeedbackResponse,
+    responses={429: {"description": "too many votes a minute from this address; see Retry-After"}},
+)
 async def feedback(
-    vote: FeedbackRequest, conversation: ConversationDep, session: SessionDep
+    vote: FeedbackRequest, conversation: ConversationDep, session: SessionDep, request: Request
 ) -> FeedbackResponse:
-    """A "helpful" / "not helpful" vote on an answer (the same as the reply's vote actions)."""
+    """A "helpful" / "not helpful" vote on an answer (the same as the reply's vote actions).
+
+    Votes from one conversation on one answer count once, however often they are sent.
+    """
+    settings = get_services(request).settings
+    limits = [(f"feedback:address:{client_address(request)}", settings.feedback_limit_per_minute)]
+    await _within_limits(request, limits, vote.language)
     person = await _web_person(session, vote.session_id)
     event = Event(
         action=ActionName.HELPFUL if vote.helpful else ActionName.NOT_HELPFUL,

@@ -23,6 +23,7 @@ from bot.nlu.engine import IntentScore, NluEngine, NluResult, NluUnavailable
 from bot.nlu.language import LanguageDetector
 from bot.replies import Action, ActionName, Option, Reply, ReplyKind
 from bot.state import PersonRef, PersonState, StateStore
+from bot.text import clean_text
 from infoopt.core.clock import utcnow
 from infoopt.core.errors import DomainError
 from infoopt.core.i18n import N_, say
@@ -127,7 +128,7 @@ class Conversation:
         """The bot's reply to one event; the person's message and the reply join the transcript."""
         if event.language is not None and event.language not in LANGUAGES:
             raise InvalidAction(f"unknown language {event.language!r}; use one of {', '.join(LANGUAGES)}")
-        text = " ".join(event.text.split())[:MAX_TEXT]
+        text = clean_text(event.text)[:MAX_TEXT]
         event = replace(event, text=text)
         async with self.states.turn(person) as state:
             language = self.choose_language(text, event.language, state)

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from bot import api as bot_api
 from infoopt.core import db
-from infoopt.core.errors import install_error_handlers
+from infoopt.core.errors import NotFound, install_error_handlers
+from infoopt.core.headers import SecurityHeaders
 from infoopt.core.limits import BodySizeLimit
 from infoopt.core.metrics import metrics_response, record_request
 from infoopt.core.redis_store import is_in_process
@@ -82,6 +85,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.middleware("http")(record_request)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(SecurityHeaders)
+    if settings.trusted_proxies:
+        # Behind a reverse proxy the client is the address it forwards; only trusted proxies are believed.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -123,9 +130,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             swagger_favicon_url="/docs-assets/favicon-32x32.png",
         )
 
-    @app.get("/metrics", tags=["operations"], response_class=Response)
-    async def metrics() -> Response:
-        """Prometheus metrics of this worker."""
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={404: {"description": "in production without the metrics token"}},
+    )
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics of this worker (in production only with `Authorization: Bearer <token>`)."""
+        token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+        if token or settings.is_production:
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not token or not hmac.compare_digest(given.encode(), token.encode()):
+                raise NotFound("not found")
         return metrics_response()
 
     return app

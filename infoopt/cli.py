@@ -114,7 +114,7 @@ def serve(
         port=port,
         workers=workers,
         log_config=uvicorn_log_config(settings.log_level, as_json=settings.log_json),
-        proxy_headers=True,
+        proxy_headers=False,  # the app reads X-Forwarded-For itself, from INFOOPT_TRUSTED_PROXIES only
     )
 
 

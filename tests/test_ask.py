@@ -201,10 +201,9 @@ async def test_malformed_json_is_a_422_not_a_500(client: httpx.AsyncClient) -> N
 
 async def test_hostile_text_is_answered_not_executed(client: httpx.AsyncClient) -> None:
     for text in [
-        "<script>alert(1)</script>",
+        "<img src=x onerror=alert(1)> ile kosztuje karta",
         "'; DROP TABLE kb_article; --",
         "{{7*7}} ${jndi:ldap://x}",
-        "🙂" * 500,
     ]:
         body = await ask(client, text)
         assert body["answer"]

@@ -18,6 +18,7 @@ class DomainError(Exception):
 
     status_code: ClassVar[int] = 409
     code: ClassVar[str] = "conflict"
+    headers: dict[str, str] | None = None
 
 
 class NotFound(DomainError):
@@ -46,7 +47,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, error: DomainError) -> JSONResponse:
         return JSONResponse(
-            {"error": error.code, "detail": str(error) or error.code}, status_code=error.status_code
+            {"error": error.code, "detail": str(error) or error.code},
+            status_code=error.status_code,
+            headers=error.headers,
         )
 
     @app.exception_handler(RequestValidationError)

@@ -1,13 +1,16 @@
-"""Protection at the door: request bodies have a size limit, and the ask API a rate limit per client."""
+"""Protection at the door: request bodies have a size limit; requests are counted against rate limits."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from infoopt.core.errors import DomainError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -70,8 +73,16 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-async def within_rate(redis: Redis, key: str, *, limit: int, window_seconds: int) -> bool:
-    """Count one hit for `key` in the current window; False once the limit is passed.
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """One counted hit: whether it is within the limit, and if not, how long until the window ends."""
+
+    allowed: bool
+    retry_after: int = 0
+
+
+async def hit(redis: Redis, key: str, *, limit: int, window_seconds: int) -> Rate:
+    """Count one hit for `key` in a fixed window.
 
     Fails open: if Redis is unreachable the person is served rather than refused.
     """
@@ -80,6 +91,21 @@ async def within_rate(redis: Redis, key: str, *, limit: int, window_seconds: int
         hits = await redis.incr(bucket)
         if hits == 1:
             await redis.expire(bucket, window_seconds)
-        return int(hits) <= limit
+        if int(hits) <= limit:
+            return Rate(True)
+        ttl = await redis.ttl(bucket)
+        return Rate(False, retry_after=max(1, int(ttl) if ttl and ttl > 0 else window_seconds))
     except RedisError:
-        return True
+        return Rate(True)
+
+
+class TooManyRequests(DomainError):
+    """A limit was reached: the 429 says when to come back (`Retry-After`)."""
+
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}

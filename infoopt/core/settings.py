@@ -73,8 +73,18 @@ class Settings(BaseSettings):
     # Browsers that may call the API from another origin (comma separated).
     cors_origins: Annotated[list[str], NoDecode] = []
     nlu_timeout_seconds: float = Field(default=2.0, gt=0)
-    # Questions a minute per conversation (or per address without one): plenty for a person typing.
+    # Questions a minute per conversation: plenty for a person typing.
     ask_limit_per_minute: int = Field(default=30, ge=1)
+    # ...and per client address: generous, since a PID point's public computer or a mobile carrier's
+    # NAT carries many people behind one address.
+    ask_limit_per_address_per_minute: int = Field(default=600, ge=1)
+    # Answer votes a minute per client address.
+    feedback_limit_per_minute: int = Field(default=60, ge=1)
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR ranges, comma separated);
+    # empty: the connecting address is the client's.
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    # Bearer token for /metrics; in production /metrics answers 404 without one.
+    metrics_token: SecretStr | None = None
     # Two people publish a knowledge-base answer: its author and another admin who approves it.
     # A single-admin installation switches this off; the editor then says nobody else reviewed it.
     kb_second_reviewer: bool = True
@@ -82,7 +92,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
