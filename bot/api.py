@@ -23,7 +23,7 @@ from bot.render import markdown_html, source_label, text_html
 from bot.replies import ActionName, Reply, ReplyKind
 from bot.state import PersonRef
 from bot.text import has_content
-from infoopt.core.deps import SessionDep, get_services
+from infoopt.core.deps import SessionDep, client_address, get_services
 from infoopt.core.errors import NotFound
 from infoopt.core.i18n import N_, say
 from infoopt.core.languages import Channel, Language
@@ -185,11 +185,6 @@ def _apology(language: str | None, session_id: str) -> AskResponse:
         contact=contact,
         buttons={},
     )
-
-
-def client_address(request: Request) -> str:
-    """The client's address (the proxy's forwarded one only when the proxy is trusted, see the app)."""
-    return request.client.host if request.client else "unknown"
 
 
 async def _within_limits(request: Request, limits: list[tuple[str, int]], language: str) -> None:

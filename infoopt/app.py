@@ -98,9 +98,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     install_error_handlers(app)
     app.add_exception_handler(auth.NotSignedIn, auth.not_signed_in)  # type: ignore[arg-type]
+    app.add_exception_handler(auth.NotAllowed, auth.not_allowed)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
     app.include_router(auth.router)
+    app.include_router(auth.api)
     app.include_router(bot_api.api)
     app.include_router(bot_api.pages)
     app.include_router(kb_routes.api)

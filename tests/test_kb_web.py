@@ -92,21 +92,6 @@ async def test_a_consultant_may_search_but_not_edit(app: FastAPI, staff_accounts
         assert (await http.get("/admin/kb")).status_code == 403
 
 
-async def test_sign_in_locks_the_account_after_five_failures(app: FastAPI, pg_engine: object) -> None:
-    from infoopt.core import db
-    from infoopt.staff.accounts import Role, create_user
-
-    async with db.transaction(db.session_factory(pg_engine)) as session:  # type: ignore[arg-type]
-        await create_user(session, username="lock.me", password="Right-password-123", role=Role.ADMIN)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        for _ in range(5):
-            assert (await sign_in(http, "lock.me", "wrong-password")).status_code == 401
-        locked = await sign_in(http, "lock.me", "Right-password-123")
-        assert locked.status_code == 401, "even the right password waits out the lockout"
-        assert "locked" in locked.text
-
-
 async def test_sign_in_refuses_a_form_without_its_csrf_cookie(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/login", data={"username": "anna.admin", "password": "x", "csrf_token": "forged", "next": ""}

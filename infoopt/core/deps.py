@@ -48,6 +48,11 @@ def get_redis(request: Request) -> Redis:
     return _shared(request).redis
 
 
+def client_address(request: Request) -> str:
+    """The client's address: the connecting one, or the one a trusted proxy forwarded (see the app)."""
+    return request.client.host if request.client else "unknown"
+
+
 def get_app_settings(request: Request) -> Settings:
     return _shared(request).settings
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import hashlib
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -17,15 +20,31 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from infoopt.core.clock import utcnow
 from infoopt.core.columns import enum_column
 from infoopt.core.errors import DomainError
+from infoopt.staff.throttle import SignInThrottle
 
-MAX_FAILED_SIGN_INS = 5
-LOCKOUT = timedelta(minutes=15)
+T = TypeVar("T")
+
 SESSION_LIFETIME = timedelta(hours=10)  # one working day; consultants sign in each morning
 MIN_PASSWORD_LENGTH = 12
 
 _hasher = PasswordHasher()
-# Verified against when the username is unknown, so both failures take the same time.
+# Verified against when the username is unknown or the account disabled, so every failure takes the
+# same time and none tells whether the account exists.
 _DUMMY_HASH = _hasher.hash("not-a-real-password-" + secrets.token_hex(8))
+# argon2 takes about a quarter of a second of CPU per check: never on the event loop, and at most two
+# at once, so a storm of sign-ins queues here instead of stalling every other request.
+_PASSWORD_WORK = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
+
+
+async def _off_loop(work: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_PASSWORD_WORK, work)
+
+
+def _matches(password_hash: str, password: str) -> bool:
+    try:
+        return bool(_hasher.verify(password_hash, password))
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 class Role(StrEnum):
@@ -43,8 +62,6 @@ class StaffUser(SQLModel, table=True):
     role: Role = Field(sa_column=Column(enum_column(Role), nullable=False))
     office_code: str | None = Field(default=None, max_length=32, foreign_key="pid_office.code")
     active: bool = True
-    failed_sign_ins: int = 0
-    locked_until: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     last_sign_in_at: datetime | None = None
 
@@ -93,43 +110,56 @@ async def create_user(
         raise WeakPassword(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     if (await session.exec(select(StaffUser).where(StaffUser.username == username))).first():
         raise UsernameTaken(f"the username {username!r} is taken")
-    user = StaffUser(
-        username=username, password_hash=_hasher.hash(password), role=role, office_code=office_code
-    )
+    password_hash = await _off_loop(lambda: _hasher.hash(password))
+    user = StaffUser(username=username, password_hash=password_hash, role=role, office_code=office_code)
     session.add(user)
     await session.flush()
     return user
 
 
+class SignInThrottled(DomainError):
+    """Too many failed sign-ins from this address for this username: wait, then try again."""
+
+    status_code = 429
+    code = "too_many_sign_ins"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed sign-ins; try again in {retry_after} s")
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 async def authenticate(session: AsyncSession, *, username: str, password: str) -> StaffUser:
-    """The user for these credentials; counts failures and locks the account after too many."""
-    now = utcnow()
+    """The active user for these credentials; the same work and answer for every kind of failure."""
     user = (
         await session.exec(select(StaffUser).where(StaffUser.username == username.strip().lower()))
     ).first()
-    if user is None:
-        with contextlib.suppress(VerificationError):
-            _hasher.verify(_DUMMY_HASH, password)
+    known = user is not None and user.active
+    stored_hash = user.password_hash if known and user is not None else _DUMMY_HASH
+    matches = await _off_loop(lambda: _matches(stored_hash, password))
+    if not known or not matches or user is None:
         raise SignInFailed("wrong username or password")
-    if not user.active or (user.locked_until is not None and user.locked_until > now):
-        raise SignInFailed("wrong username or password, or the account is locked; try again later")
-    try:
-        _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        user.failed_sign_ins += 1
-        if user.failed_sign_ins >= MAX_FAILED_SIGN_INS:
-            user.locked_until = now + LOCKOUT
-            user.failed_sign_ins = 0
-        session.add(user)
-        await session.flush()
-        raise SignInFailed("wrong username or password") from None
     if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
-    user.failed_sign_ins = 0
-    user.locked_until = None
-    user.last_sign_in_at = now
+        user.password_hash = await _off_loop(lambda: _hasher.hash(password))
+    user.last_sign_in_at = utcnow()
     session.add(user)
     await session.flush()
+    return user
+
+
+async def sign_in(
+    session: AsyncSession, throttle: SignInThrottle, *, address: str, username: str, password: str
+) -> StaffUser:
+    """Check the credentials under the throttle: SignInThrottled, SignInFailed, or the user."""
+    wait = await throttle.wait_seconds(address, username)
+    if wait:
+        raise SignInThrottled(wait)
+    try:
+        user = await authenticate(session, username=username, password=password)
+    except SignInFailed:
+        await throttle.failed(address, username)
+        raise
+    await throttle.succeeded(address, username)
     return user
 
 

@@ -10,20 +10,23 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 
-from infoopt.core.deps import SessionDep
+from infoopt.core.deps import RedisDep, SessionDep, client_address
 from infoopt.core.errors import DomainError
 from infoopt.core.web import staff_text, templates
 from infoopt.staff.accounts import (
     Role,
     SignInFailed,
+    SignInThrottled,
     StaffSession,
     StaffUser,
-    authenticate,
     end_session,
     session_for_token,
+    sign_in,
     start_session,
 )
+from infoopt.staff.throttle import SignInThrottle
 
 SESSION_COOKIE = "infoopt_session"
 LOGIN_CSRF_COOKIE = "infoopt_login_csrf"
@@ -50,6 +53,8 @@ class Staff:
 
     user: StaffUser
     session: StaffSession
+    # Signed in with `Authorization: Bearer` (an API client): no cookie, so no CSRF to check.
+    via_bearer: bool = False
 
     @property
     def username(self) -> str:
@@ -66,12 +71,15 @@ def _secure_cookies(request: Request) -> bool:
 
 
 async def current_staff(request: Request, session: SessionDep) -> Staff:
-    """The signed-in staff member; pages redirect to the sign-in form, the API answers 401."""
-    found = await session_for_token(session, request.cookies.get(SESSION_COOKIE, ""))
+    """The signed-in staff member (bearer token or session cookie); pages redirect to the sign-in form."""
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    via_bearer = scheme.lower() == "bearer" and bool(bearer.strip())
+    token = bearer.strip() if via_bearer else request.cookies.get(SESSION_COOKIE, "")
+    found = await session_for_token(session, token)
     if found is None:
         raise NotSignedIn("sign in first")
     user, record = found
-    return Staff(user, record)
+    return Staff(user, record, via_bearer=via_bearer)
 
 
 def require_roles(*roles: Role) -> object:
@@ -86,7 +94,9 @@ def require_roles(*roles: Role) -> object:
 
 
 def check_csrf(staff: Staff, submitted: str | None) -> None:
-    """A state-changing form must carry the session's CSRF token."""
+    """A state-changing form must carry the session's CSRF token (bearer clients send no cookies)."""
+    if staff.via_bearer:
+        return
     if not submitted or not hmac.compare_digest(submitted, staff.csrf_token):
         raise CsrfRejected("the form expired or did not come from this site; reload the page and try again")
 
@@ -104,6 +114,13 @@ async def not_signed_in(request: Request, error: NotSignedIn) -> Response:
         return JSONResponse({"error": error.code, "detail": str(error)}, status_code=401)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
+async def not_allowed(request: Request, error: NotAllowed) -> Response:
+    """Pages say plainly that the page is for another role, with a way on; the API answers 403."""
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": error.code, "detail": str(error)}, status_code=403)
+    return templates.TemplateResponse(request, "not_allowed.html", {"staff": None}, status_code=403)
 
 
 def _login_page(
@@ -138,6 +155,11 @@ async def login_form(request: Request) -> Response:
     return _login_page(request)
 
 
+def landing_page(role: Role) -> str:
+    """Where each role starts: admins in the editor, everyone else in the answer search."""
+    return "/admin/kb" if role is Role.ADMIN else "/admin/kb-search"
+
+
 def _safe_next(target: str) -> str:
     # Only paths on this site: never an absolute or protocol-relative URL.
     return target if target.startswith("/") and not target.startswith("//") else "/admin/kb"
@@ -147,6 +169,7 @@ def _safe_next(target: str) -> str:
 async def login(
     request: Request,
     session: SessionDep,
+    redis: RedisDep,
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=512)],
     csrf_token: Annotated[str, Form(max_length=64)],
@@ -162,7 +185,22 @@ async def login(
             status=403,
         )
     try:
-        user = await authenticate(session, username=username, password=password)
+        user = await sign_in(
+            session,
+            SignInThrottle(redis),
+            address=client_address(request),
+            username=username,
+            password=password,
+        )
+    except SignInThrottled as throttled:
+        response = _login_page(
+            request,
+            error=staff_text(request, "Too many failed attempts. Wait a moment, then try again."),
+            username=username,
+            status=429,
+        )
+        response.headers["Retry-After"] = str(throttled.retry_after)
+        return response
     except SignInFailed:
         return _login_page(
             request,
@@ -171,7 +209,7 @@ async def login(
             status=401,
         )
     token, _record = await start_session(session, user)
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    response = RedirectResponse(_safe_next(next) if next else landing_page(user.role), status_code=303)
     response.set_cookie(
         SESSION_COOKIE, token, httponly=True, samesite="lax", secure=_secure_cookies(request), max_age=36000
     )
@@ -189,3 +227,41 @@ async def logout(
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
+
+
+class LoginRequest(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=512)
+
+
+class LoginResponse(BaseModel):
+    access_token: str = Field(description="send it as `Authorization: Bearer <token>`; valid one working day")
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+    role: Role
+    office: str | None
+
+
+api = APIRouter(prefix="/api/v1/auth", tags=["staff sign-in"])
+
+
+@api.post(
+    "/login",
+    response_model=LoginResponse,
+    responses={
+        401: {"description": "wrong username or password (the same answer for every failure)"},
+        429: {"description": "too many failed sign-ins from this address; see Retry-After"},
+    },
+)
+async def api_login(
+    credentials: LoginRequest, request: Request, session: SessionDep, redis: RedisDep
+) -> LoginResponse:
+    """A bearer token for the staff API, under the same throttling as the sign-in form."""
+    user = await sign_in(
+        session,
+        SignInThrottle(redis),
+        address=client_address(request),
+        username=credentials.username,
+        password=credentials.password,
+    )
+    token, _record = await start_session(session, user)
+    return LoginResponse(access_token=token, role=user.role, office=user.office_code)
