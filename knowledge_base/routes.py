@@ -470,11 +470,23 @@ async def diff_page(
     language: str,
     session: SessionDep,
     staff: CurrentAdmin,
-    from_: Annotated[int, Query(alias="from")],
-    to: Annotated[int, Query()],
+    from_: Annotated[int | None, Query(alias="from")] = None,
+    to: Annotated[int | None, Query()] = None,
 ) -> Response:
-    """What changed between two revisions."""
+    """What changed between two revisions (without both, the newest revision against the one before it)."""
     _known(topic_id, language)
+    if from_ is None or to is None:
+        revisions = await kb.revisions_of(session, topic_id, language)
+        if len(revisions) < 2:
+            return _page(
+                request,
+                "kb_diff.html",
+                {"staff": staff, "topic": catalogue().topic(topic_id), "language": language, "lines": None},
+                status_code=404,
+            )
+        to, from_ = (r.id for r in revisions[:2])
+        assert from_ is not None
+        assert to is not None
     lines = await kb.diff_revisions(session, from_, to)
     return _page(
         request,

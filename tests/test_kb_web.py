@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.app import create_app
 from infoopt.core.settings import Settings
@@ -376,3 +378,35 @@ async def test_a_publish_reaches_another_worker_within_a_second(
                     break
                 assert time.monotonic() - started < 1.0, "worker B still serves the old revision after 1 s"
                 await asyncio.sleep(0.02)
+
+
+async def test_staff_pages_show_data_as_people_read_it_and_never_raw_json(
+    app: FastAPI, staff_accounts: dict[str, str], app_db: async_sessionmaker[AsyncSession]
+) -> None:
+    from infoopt.staff.audit import record_audit
+
+    long_word = "x" * 2000
+    async with app_db() as session:
+        await record_audit(
+            session,
+            actor="anna.admin",
+            action="revision.publish",
+            object_type="article",
+            object_id="fees/pl",
+            reason=long_word,
+            details={"revision": 7, "review": "second_person"},
+        )
+        await session.commit()
+    async with _admin_client(app, staff_accounts) as (http, _csrf):
+        audit = (await http.get("/admin/audit", params={"object_id": "fees/pl"})).text
+        assert "revision 7 · review second_person" in audit and "{'revision'" not in audit
+        diff = await http.get("/admin/kb/fees/pl/diff")
+        assert diff.headers["content-type"].startswith("text/html"), "no raw JSON without from/to"
+        assert diff.status_code in (200, 404)
+    css = await http_get_static(app, "/static/infoopt.css")
+    assert "overflow-wrap: anywhere" in css, "a 2,000-character word wraps instead of widening the page"
+
+
+async def http_get_static(app: FastAPI, path: str) -> str:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        return (await http.get(path)).text

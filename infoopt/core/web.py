@@ -111,4 +111,16 @@ environment = Environment(
 environment.policies["ext.i18n.trimmed"] = True
 # The fallback outside a request (immutable, English = the msgids); requests shadow it with their own.
 environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+
+
+def pairs(value: object) -> str:
+    """A mapping as people read it: "pl 2 · uk 1", not Python's "{'pl': 2, 'uk': 1}"."""
+    if isinstance(value, dict):
+        return " · ".join(f"{key} {pairs(item)}" for key, item in value.items() if item not in (None, ""))
+    if isinstance(value, list | tuple):
+        return ", ".join(pairs(item) for item in value)
+    return str(value)
+
+
+environment.filters["pairs"] = pairs
 templates = Jinja2Templates(env=environment, context_processors=[staff_i18n])
