@@ -146,3 +146,19 @@ async def test_a_consultant_lands_on_a_page_they_can_use(
     assert refused.status_code == 403
     assert refused.headers["content-type"].startswith("text/html"), "a page, not raw JSON"
     assert 'href="/admin/kb-search"' in refused.text
+
+
+async def test_one_username_failing_from_many_addresses_waits_a_minute_at_most(
+    app: FastAPI, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(throttle, "USERNAME_FAILURES_PER_MINUTE", 3)
+    statuses = []
+    for _ in range(4):
+        async with _client(app) as somewhere:  # a new address each time, as a botnet's would be
+            statuses.append((await _form_sign_in(somewhere, owner, "wrong-password")).status_code)
+    assert statuses == [401, 401, 401, 429]
+    async with _client(app) as the_owner:
+        waiting = await _form_sign_in(the_owner, owner, PASSWORD)
+    assert waiting.status_code == 429 and int(waiting.headers["Retry-After"]) <= 60, (
+        "a short wait, never a lockout"
+    )

@@ -3,8 +3,8 @@
 Failures are counted per (client address, username): after a few, that address must wait before
 trying that username again, twice as long after each further failure (up to 15 minutes). The owner,
 signing in from their own address, is not held up. Beside it, one address may fail only so often
-across all usernames (password spraying), and one username is tried only so often a minute from all
-addresses together (a short wait, never a lockout). Counters live in Redis, shared by the workers.
+across all usernames (password spraying), and one username may fail only so often a minute from all
+addresses together (a short wait, never a lockout; a right password is never counted). Counters live in Redis, shared by the workers.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ LONGEST_WAIT_SECONDS = 15 * 60
 FAILURE_MEMORY_SECONDS = 60 * 60
 ADDRESS_FAILURES = 30  # per address across usernames, in ADDRESS_WINDOW_SECONDS
 ADDRESS_WINDOW_SECONDS = 15 * 60
-USERNAME_ATTEMPTS_PER_MINUTE = 20  # from all addresses together
+USERNAME_FAILURES_PER_MINUTE = 20  # from all addresses together
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,7 @@ class SignInThrottle:
         return f"{address}|{username.strip().lower()}"
 
     async def wait_seconds(self, address: str, username: str) -> int:
-        """How long this address must wait before trying this username (0: go ahead). Counts the try."""
+        """How long this address must wait before trying this username (0: go ahead)."""
         pair = self._pair(address, username)
         try:
             for key in (f"signin:wait:{pair}", f"signin:address:{address}"):
@@ -44,12 +44,9 @@ class SignInThrottle:
                     and int(await self.redis.get(key) or 0) >= ADDRESS_FAILURES
                 ):
                     return max(1, int(ttl))
-            tries = f"signin:username:{username.strip().lower()}"
-            count = await self.redis.incr(tries)
-            if count == 1:
-                await self.redis.expire(tries, 60)
-            if count > USERNAME_ATTEMPTS_PER_MINUTE:
-                return max(1, int(await self.redis.ttl(tries)))
+            failures = f"signin:username:{username.strip().lower()}"
+            if int(await self.redis.get(failures) or 0) >= USERNAME_FAILURES_PER_MINUTE:
+                return max(1, int(await self.redis.ttl(failures)))
         except RedisError:
             return 0  # fail open: sign-in still works, argon2 still makes guessing slow
         return 0
@@ -66,6 +63,9 @@ class SignInThrottle:
             by_address = await self.redis.incr(f"signin:address:{address}")
             if by_address == 1:
                 await self.redis.expire(f"signin:address:{address}", ADDRESS_WINDOW_SECONDS)
+            by_username = await self.redis.incr(f"signin:username:{username.strip().lower()}")
+            if by_username == 1:
+                await self.redis.expire(f"signin:username:{username.strip().lower()}", 60)
         except RedisError:
             return
 
