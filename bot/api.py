@@ -29,7 +29,6 @@ from infoopt.core.i18n import N_, say
 from infoopt.core.languages import Channel, Language
 from infoopt.core.limits import TooManyRequests, hit
 from infoopt.core.web import templates
-from knowledge_base.topics import catalogue
 from tickets.conversations import find_conversation, messages_after
 
 log = logging.getLogger(__name__)
@@ -38,6 +37,8 @@ api = APIRouter(prefix="/api/v1", tags=["bot"])
 pages = APIRouter(include_in_schema=False)
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_\-]{16,128}$"
+NO_NUL_PATTERN = r"^[^\x00]*$"
+CONTENT_PATTERN = r"[^\W_][\s\S]*[^\W_]"
 
 
 def get_conversation(request: Request) -> Conversation:
@@ -56,9 +57,31 @@ def new_session_id() -> str:
 class AskRequest(BaseModel):
     """One message from a person: a text, or an action they chose from the previous reply (or both)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore",
+        # Either an action, or a text with something to understand (two letters or digits at least).
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["action"], "properties": {"action": {"type": "string"}}},
+                {"required": ["text"], "properties": {"text": {"pattern": CONTENT_PATTERN}}},
+            ]
+        },
+    )
 
-    text: str = Field(default="", max_length=MAX_TEXT, description="what the person wrote")
+    text: str = Field(
+        default="",
+        max_length=MAX_TEXT,
+        description="what the person wrote",
+        json_schema_extra={"pattern": NO_NUL_PATTERN},  # checked below, with a clearer word than a pattern
+    )
+
+    @field_validator("text")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("the text contains a NUL character")
+        return value
+
     language: Language | None = Field(
         default=None, description="the person's chosen language; null to detect"
     )
@@ -69,14 +92,9 @@ class AskRequest(BaseModel):
         description="the id the server issued in an earlier reply; omit it to start a conversation",
     )
     action: ActionName | None = Field(default=None, description="an action exactly as a reply offered it")
-    value: str | None = Field(default=None, max_length=64, description="the offered action's value")
-
-    @field_validator("text")
-    @classmethod
-    def _no_nul(cls, value: str) -> str:
-        if "\x00" in value:
-            raise ValueError("the text contains a NUL character")
-        return value
+    value: str | None = Field(
+        default=None, max_length=64, pattern=r"^[A-Za-z0-9_\-]*$", description="the offered action's value"
+    )
 
     @model_validator(mode="after")
     def _something_to_answer(self) -> AskRequest:
@@ -211,7 +229,8 @@ async def _web_person(session: AsyncSession, session_id: str | None) -> PersonRe
     "/ask",
     response_model=AskResponse,
     responses={
-        422: {"description": "malformed question, or an action the reply did not offer"},
+        404: {"description": "the action's value names nothing the infoline has (a topic, a language)"},
+        422: {"description": "malformed question"},
         429: {
             "description": "too many questions a minute (per conversation, and per address); see Retry-After"
         },
@@ -269,7 +288,8 @@ async def conversation_messages(
     conversation = await find_conversation(session, Channel.WEB, session_id)
     if conversation is None:
         raise NotFound("no conversation with this session id")
-    after_id = int(after) if after else 0
+    # A cursor past any message there can be is simply "nothing newer" (ids are 32-bit in the database).
+    after_id = min(int(after), 2**31 - 1) if after else 0
     messages = await messages_after(session, conversation, after_id=after_id)
     cursor = str(messages[-1].id) if messages else str(after_id)
     return MessagesOut(
@@ -284,18 +304,11 @@ async def conversation_messages(
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    question: str = Field(min_length=1, max_length=MAX_TEXT)
-    article_id: str = Field(max_length=64)
+    question: str = Field(min_length=1, max_length=MAX_TEXT, pattern=NO_NUL_PATTERN)
+    article_id: str = Field(max_length=64, pattern=r"^[a-z0-9_]+$", description="a topic id")
     language: Language
     helpful: bool
     session_id: str | None = Field(default=None, max_length=128, pattern=SESSION_ID_PATTERN)
-
-    @field_validator("article_id")
-    @classmethod
-    def _known_topic(cls, value: str) -> str:
-        if catalogue().topic(value) is None:
-            raise ValueError(f"unknown topic {value!r}")
-        return value
 
 
 class FeedbackResponse(BaseModel):
@@ -307,7 +320,10 @@ class FeedbackResponse(BaseModel):
 @api.post(
     "/feedback",
     response_model=FeedbackResponse,
-    responses={429: {"description": "too many votes a minute from this address; see Retry-After"}},
+    responses={
+        404: {"description": "unknown topic"},
+        429: {"description": "too many votes a minute from this address; see Retry-After"},
+    },
 )
 async def feedback(
     vote: FeedbackRequest, conversation: ConversationDep, session: SessionDep, request: Request

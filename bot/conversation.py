@@ -25,7 +25,7 @@ from bot.replies import Action, ActionName, Option, Reply, ReplyKind
 from bot.state import PersonRef, PersonState, StateStore
 from bot.text import clean_text
 from infoopt.core.clock import utcnow
-from infoopt.core.errors import DomainError
+from infoopt.core.errors import NotFound
 from infoopt.core.i18n import N_, say
 from infoopt.core.languages import LANGUAGES
 from knowledge_base.backlog import record_failure
@@ -44,11 +44,10 @@ FLOWS: dict[str, Flow] = {CONSULTANT.name: CONSULTANT}
 ArticleLookup = Callable[[str, str], Awaitable[PublishedArticle | None]]
 
 
-class InvalidAction(DomainError):
-    """An action a client cannot send: an unknown topic, a language the infoline does not speak."""
+class InvalidAction(NotFound):
+    """An action's value names nothing the infoline has: an unknown topic, a language it does not speak."""
 
-    status_code = 422
-    code = "invalid_action"
+    code = "unknown_value"
 
 
 @dataclass(frozen=True, slots=True)
@@ -569,7 +568,9 @@ CASE_STATUS_TEXT = N_(
 
 
 def _known_topic(value: str | None) -> str:
-    if not value or catalogue().topic(value) is None:
+    if not value:
+        raise InvalidAction("unknown topic: the action names none and no answer was given before")
+    if catalogue().topic(value) is None:
         raise InvalidAction(f"unknown topic {value!r}")
     return value
 

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
@@ -18,7 +19,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from bot import api as bot_api
 from infoopt.core import db
-from infoopt.core.errors import NotFound, install_error_handlers
+from infoopt.core.errors import NotFound, document_errors, install_error_handlers
 from infoopt.core.headers import SecurityHeaders
 from infoopt.core.limits import BodySizeLimit
 from infoopt.core.metrics import metrics_response, record_request
@@ -97,6 +98,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
         )
     install_error_handlers(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(
+                get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(auth.NotSignedIn, auth.not_signed_in)  # type: ignore[arg-type]
     app.add_exception_handler(auth.NotAllowed, auth.not_allowed)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

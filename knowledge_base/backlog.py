@@ -33,7 +33,11 @@ async def record_failure(
 ) -> BotFailure:
     """Remember one thing the bot could not answer well."""
     failure = BotFailure(
-        kind=kind, text=text.strip()[:MAX_TEXT], language=language, topic_id=topic_id, channel=channel
+        kind=kind,
+        text=text.replace("\x00", "").strip()[:MAX_TEXT],
+        language=language,
+        topic_id=topic_id,
+        channel=channel,
     )
     session.add(failure)
     await session.flush()

@@ -97,7 +97,14 @@ async def get_article(
     return article_out(article, today=utcnow().date())
 
 
-@api.get("/search", response_model=list[SearchHitOut])
+@api.get(
+    "/search",
+    response_model=list[SearchHitOut],
+    responses={
+        401: {"description": "not signed in"},
+        403: {"description": "not a staff role that may search"},
+    },
+)
 async def search(
     session: SessionDep,
     _staff: CurrentKnowledgeReader,

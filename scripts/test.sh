@@ -119,3 +119,27 @@ INFOOPT_DATA_DIR=$nlu_dir INFOOPT_LOG_LEVEL=WARNING .venv/bin/infoopt nlu eval n
 say "pytest"
 # The tests never read a developer's .env: they configure every part themselves.
 INFOOPT_ENV=test .venv/bin/python -m pytest "$@"
+
+if [ $# -eq 0 ]; then
+    say "schemathesis: the whole OpenAPI against a running server, every check (fails on any finding)"
+    "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U infoopt infoopt_schema || fail "createdb infoopt_schema"
+    api_port=$(free_port)
+    api_env=(env INFOOPT_ENV=test INFOOPT_DATA_DIR="$work/api" INFOOPT_LOG_LEVEL=WARNING
+        INFOOPT_DATABASE_URL="postgresql://infoopt@127.0.0.1:$pg_port/infoopt_schema"
+        INFOOPT_REDIS_URL="redis://127.0.0.1:$redis_port/1"
+        INFOOPT_ASK_LIMIT_PER_MINUTE=1000000 INFOOPT_ASK_LIMIT_PER_ADDRESS_PER_MINUTE=1000000
+        INFOOPT_FEEDBACK_LIMIT_PER_MINUTE=1000000)
+    "${api_env[@]}" .venv/bin/infoopt serve --port "$api_port" >"$work/api.log" 2>&1 &
+    api_pid=$!
+    for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$api_port/readyz" >/dev/null && break; sleep 1; done
+    curl -sf "http://127.0.0.1:$api_port/readyz" >/dev/null || { cat "$work/api.log"; kill $api_pid; fail "the API server did not start"; }
+    password=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(18))')
+    echo "$password" | "${api_env[@]}" .venv/bin/infoopt users create --username schemathesis --role admin --password-stdin >/dev/null
+    token=$(curl -sf "http://127.0.0.1:$api_port/api/v1/auth/login" -H 'content-type: application/json' \
+        -d "{\"username\": \"schemathesis\", \"password\": \"$password\"}" | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+    status=0
+    .venv/bin/schemathesis run "http://127.0.0.1:$api_port/openapi.json" --checks all \
+        --max-examples 60 --seed 20261202 -H "Authorization: Bearer $token" --no-color || status=$?
+    kill $api_pid; wait $api_pid 2>/dev/null || true
+    [ $status -eq 0 ] || fail "schemathesis found problems in the API (above)"
+fi

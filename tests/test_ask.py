@@ -179,8 +179,7 @@ async def test_an_expired_article_is_not_served_as_current(
         ({"text": 42}, "text"),
         ({"language": "pl"}, "text is empty"),
         ({"action": "press_everything"}, "action"),
-        ({"action": "choose_topic", "value": "weather"}, "unknown topic"),
-        ({"action": "language", "value": "de"}, "unknown language"),
+        ({"action": "full_answer", "value": "../../etc/passwd"}, "value"),
         ({"text": "a\x00b"}, "NUL"),
     ],
 )
@@ -190,6 +189,22 @@ async def test_bad_input_is_a_clear_422(
     response = await client.post("/api/v1/ask", json=payload)
     assert response.status_code == 422
     assert fragment in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        ({"action": "choose_topic", "value": "weather"}, "unknown topic"),
+        ({"action": "full_answer", "value": "no_such_topic"}, "unknown topic"),
+        ({"action": "language", "value": "de"}, "unknown language"),
+    ],
+)
+async def test_an_action_naming_nothing_we_have_is_a_clear_404(
+    client: httpx.AsyncClient, payload: dict[str, object], fragment: str
+) -> None:
+    response = await client.post("/api/v1/ask", json=payload)
+    assert response.status_code == 404
+    assert response.json()["error"] == "unknown_value" and fragment in response.json()["detail"]
 
 
 async def test_malformed_json_is_a_422_not_a_500(client: httpx.AsyncClient) -> None:
@@ -253,7 +268,7 @@ async def test_feedback_for_an_unknown_topic_is_refused(client: httpx.AsyncClien
         "/api/v1/feedback",
         json={"question": "x", "article_id": "weather", "language": "pl", "helpful": False},
     )
-    assert response.status_code == 422
+    assert response.status_code == 404 and "unknown topic" in response.json()["detail"]
 
 
 async def test_a_question_between_two_topics_offers_both(client: httpx.AsyncClient) -> None:

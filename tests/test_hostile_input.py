@@ -166,3 +166,91 @@ async def test_metrics_in_production_need_the_token(settings: Settings) -> None:
             "/metrics", headers={"Authorization": "Bearer metrics-token-of-the-prometheus-job"}
         )
         assert right.status_code == 200 and "http_requests" in right.text
+
+
+async def test_a_chunked_body_over_the_limit_is_a_413(client: httpx.AsyncClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"text": "'
+        for _ in range(40):
+            yield b"x" * 10_000
+        yield b'"}'
+
+    response = await client.post(
+        "/api/v1/ask", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"] == "too_large"
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b"\xff\xfe\xfa not utf-8", "body"),
+        (b'{"text": "ok",', "not valid JSON"),
+        (b"[" * 5000 + b"]" * 5000, "body"),
+        (b'{"text": "hello", "language": 1e999999}', "language"),
+    ],
+)
+async def test_unreadable_bodies_get_the_one_error_format(
+    client: httpx.AsyncClient, body: bytes, fragment: str
+) -> None:
+    response = await client.post("/api/v1/ask", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    error = response.json()
+    assert error["error"] == "invalid_request" and isinstance(error["detail"], str)
+    assert fragment in error["detail"]
+    assert "JSON decode error" not in error["detail"] and not error["detail"][0].isdigit()
+
+
+async def test_the_openapi_documents_the_error_format_the_api_answers(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    assert schema["components"]["schemas"]["ErrorOut"]["required"] == ["error", "detail"]
+    ask = schema["paths"]["/api/v1/ask"]["post"]["responses"]
+    for status in ("404", "413", "422", "429", "500"):
+        assert ask[status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorOut"
+        }
+    search = schema["paths"]["/api/v1/kb/search"]["get"]["responses"]
+    assert {"401", "403", "422"} <= set(search)
+    request_schema = schema["components"]["schemas"]["AskRequest"]
+    assert request_schema["anyOf"], (
+        "the schema says a text needs something to understand unless an action is sent"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "payload"),
+    [
+        ("/api/v1/auth/login", {"username": "ad\u0000min", "password": "x"}),
+        (
+            "/api/v1/feedback",
+            {"question": "a\u0000b", "article_id": "fees", "language": "pl", "helpful": True},
+        ),
+        (
+            "/api/v1/feedback",
+            {"question": "ab", "article_id": "fe\u0000es", "language": "pl", "helpful": True},
+        ),
+        ("/api/v1/ask", {"action": "choose_topic", "value": "fe\u0000es"}),
+    ],
+)
+async def test_nul_characters_are_refused_not_a_500(
+    client: httpx.AsyncClient, path: str, payload: dict[str, object]
+) -> None:
+    response = await client.post(path, json=payload)
+    assert response.status_code == 422, response.text
+
+
+async def test_a_cursor_past_any_message_is_simply_nothing_newer(client: httpx.AsyncClient) -> None:
+    body = (await client.post("/api/v1/ask", json={"text": "hello"})).json()
+    page = await client.get(
+        f"/api/v1/conversations/{body['session_id']}/messages", params={"after": "0" * 5 + "9" * 15}
+    )
+    assert page.status_code == 200 and page.json()["items"] == []
+
+
+async def test_the_sign_in_form_with_a_nul_username_is_a_plain_failure(client: httpx.AsyncClient) -> None:
+    from tests.conftest import sign_in
+
+    response = await sign_in(client, "ad\u0000min", "whatever-password")
+    assert response.status_code == 401

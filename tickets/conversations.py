@@ -58,7 +58,10 @@ async def record_message(
     """Add one message to the transcript."""
     assert conversation.id is not None
     message = ConversationMessage(
-        conversation_id=conversation.id, author=author, text=text[:MAX_MESSAGE_CHARS], kind=kind
+        conversation_id=conversation.id,
+        author=author,
+        text=text.replace("\x00", "")[:MAX_MESSAGE_CHARS],  # PostgreSQL text holds no NUL
+        kind=kind,
     )
     conversation.last_message_at = message.created_at
     session.add_all([message, conversation])

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +34,75 @@ class Forbidden(DomainError):
 
 
 def _field_messages(error: RequestValidationError) -> list[dict[str, str]]:
-    return [
-        {
-            "field": ".".join(str(part) for part in item.get("loc", ()) if part != "body") or "body",
-            "message": str(item.get("msg", "invalid value")),
-        }
-        for item in error.errors()
-    ]
+    problems = []
+    for item in error.errors():
+        if item.get("type") == "json_invalid":  # the location is a character offset, not a field
+            problems.append(
+                {
+                    "field": "body",
+                    "message": f"the body is not valid JSON ({item.get('ctx', {}).get('error', 'cannot be parsed')})",
+                }
+            )
+            continue
+        problems.append(
+            {
+                "field": ".".join(str(part) for part in item.get("loc", ()) if part != "body") or "body",
+                "message": str(item.get("msg", "invalid value")).removeprefix("Value error, "),
+            }
+        )
+    return problems
+
+
+class Problem(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every error the API answers: a stable code, a sentence for people, and per-field problems on 422."""
+
+    error: str = Field(description="a stable machine-readable code, e.g. invalid_request, not_found")
+    detail: str = Field(description="what went wrong, in words")
+    problems: list[Problem] | None = Field(default=None, description="for 422: each field and what is wrong")
+
+
+ERROR_DESCRIPTIONS = {
+    "401": "not signed in (staff routes)",
+    "403": "signed in, but not allowed",
+    "404": "not found",
+    "413": "the request body is over the size limit",
+    "422": "malformed request: see `problems`",
+    "429": "too many requests: see Retry-After",
+    "500": "our fault; the detail names an incident id",
+}
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with one error format: ErrorOut for every 4xx/5xx, 413/422/500 on every route.
+
+    FastAPI documents its own 422 shape (`detail` as a list); this service answers ErrorOut, so the
+    document says so.
+    """
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    components["Problem"] = Problem.model_json_schema()
+    error_schema = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+    error_schema.pop("$defs", None)
+    components["ErrorOut"] = error_schema
+    reference = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
+    for path_item in schema.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            responses = operation.setdefault("responses", {})
+            wanted = ["422", "500"] + (["413"] if method != "get" else [])
+            for status in set(wanted) | {code for code in responses if code[0] in "45"}:
+                described = responses.get(status, {}).get("description") or ERROR_DESCRIPTIONS.get(
+                    status, "error"
+                )
+                responses[status] = {"description": described, **reference}
+    return schema
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -58,6 +122,21 @@ def install_error_handlers(app: FastAPI) -> None:
         summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
         return JSONResponse(
             {"error": "invalid_request", "detail": summary, "problems": problems}, status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own refusals in the one format: an unparseable body (bad UTF-8, say) is a 422
+        # like any other malformed request; unknown routes and methods keep their status.
+        if error.status_code == 400:
+            detail = "the body cannot be read: send JSON in UTF-8"
+            problems = [{"field": "body", "message": detail}]
+            return JSONResponse(
+                {"error": "invalid_request", "detail": detail, "problems": problems}, status_code=422
+            )
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return JSONResponse(
+            {"error": code, "detail": str(error.detail)}, status_code=error.status_code, headers=error.headers
         )
 
     @app.exception_handler(Exception)

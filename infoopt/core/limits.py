@@ -21,12 +21,13 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MAX_BODY_BYTES = 256 * 1024  # an article body is at most 50,000 characters; nothing legitimate is larger
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodySizeLimit:
-    """Refuse request bodies over a limit with 413 before anything reads them into memory."""
+    """Refuse request bodies over a limit with 413 before the application reads any of it.
+
+    A declared Content-Length over the limit is refused at once; a chunked body is read up to the
+    limit (it is small by definition) and refused as soon as it passes it, whatever the application
+    would have made of it.
+    """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -40,21 +41,34 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send)
             return
+        chunks: list[bytes] = []
         received = 0
-
-        async def limited() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge
-            return message
+            if message["type"] != "http.request":  # the client went away: let the app see it
+                chunks_message: Message | None = message
+                break
+            body = message.get("body", b"")
+            received += len(body)
+            if received > self.max_bytes:
+                await self._refuse(send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                chunks_message = None
+                break
+        replayed = False
 
-        try:
-            await self.app(scope, limited, send)
-        except BodyTooLarge:
-            await self._refuse(send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                if chunks_message is not None:
+                    return chunks_message
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps(

@@ -131,9 +131,10 @@ class SignInThrottled(DomainError):
 
 async def authenticate(session: AsyncSession, *, username: str, password: str) -> StaffUser:
     """The active user for these credentials; the same work and answer for every kind of failure."""
-    user = (
-        await session.exec(select(StaffUser).where(StaffUser.username == username.strip().lower()))
-    ).first()
+    name = username.strip().lower()
+    user = None
+    if name and "\x00" not in name:  # PostgreSQL text holds no NUL: no account can be named so
+        user = (await session.exec(select(StaffUser).where(StaffUser.username == name))).first()
     known = user is not None and user.active
     stored_hash = user.password_hash if known and user is not None else _DUMMY_HASH
     matches = await _off_loop(lambda: _matches(stored_hash, password))

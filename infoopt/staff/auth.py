@@ -230,8 +230,8 @@ async def logout(
 
 
 class LoginRequest(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=512)
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+    password: str = Field(min_length=1, max_length=512, pattern=r"^[^\x00]+$")
 
 
 class LoginResponse(BaseModel):
