@@ -22,7 +22,6 @@ from bot.flows import Event
 from bot.render import markdown_html, source_label, text_html
 from bot.replies import ActionName, Reply, ReplyKind
 from bot.state import PersonRef
-from bot.text import has_content
 from infoopt.core.deps import SessionDep, client_address, get_services
 from infoopt.core.errors import NotFound
 from infoopt.core.i18n import N_, say
@@ -38,7 +37,6 @@ pages = APIRouter(include_in_schema=False)
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_\-]{16,128}$"
 NO_NUL_PATTERN = r"^[^\x00]*$"
-CONTENT_PATTERN = r"[^\W_][\s\S]*[^\W_]"
 
 
 def get_conversation(request: Request) -> Conversation:
@@ -59,11 +57,11 @@ class AskRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="ignore",
-        # Either an action, or a text with something to understand (two letters or digits at least).
+        # Either an action, or a text (a text with nothing to understand gets a reply saying so).
         json_schema_extra={
             "anyOf": [
                 {"required": ["action"], "properties": {"action": {"type": "string"}}},
-                {"required": ["text"], "properties": {"text": {"pattern": CONTENT_PATTERN}}},
+                {"required": ["text"], "properties": {"text": {"minLength": 1}}},
             ]
         },
     )
@@ -98,10 +96,8 @@ class AskRequest(BaseModel):
 
     @model_validator(mode="after")
     def _something_to_answer(self) -> AskRequest:
-        if self.action is None and not self.text.strip():
+        if self.action is None and not self.text:
             raise ValueError("write a question: the text is empty")
-        if self.action is None and not has_content(self.text):
-            raise ValueError("write a question: the text has nothing to understand (no letters or digits)")
         return self
 
 

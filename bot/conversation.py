@@ -23,7 +23,7 @@ from bot.nlu.engine import IntentScore, NluEngine, NluResult, NluUnavailable
 from bot.nlu.language import LanguageDetector
 from bot.replies import Action, ActionName, Option, Reply, ReplyKind
 from bot.state import PersonRef, PersonState, StateStore
-from bot.text import clean_text
+from bot.text import clean_text, has_content
 from infoopt.core.clock import utcnow
 from infoopt.core.errors import NotFound
 from infoopt.core.i18n import N_, say
@@ -139,7 +139,7 @@ class Conversation:
                 session,
                 conversation,
                 author=MessageAuthor.PERSON,
-                text=text or _action_text(event),
+                text=_action_text(event) if event.action and not text else text,
                 kind=event.action.value if event.action else "text",
             )
             reply = await self._turn(session, person, state, event, language)
@@ -238,13 +238,18 @@ class Conversation:
 
     async def _understand(self, context: FlowContext, text: str) -> Reply:
         state, language = context.state, context.language
-        if not text:
-            return self._base(
-                ReplyKind.FALLBACK,
-                language,
-                "nlu_fallback",
-                0.0,
-                say(language, "Write your question, please."),
+        if not has_content(
+            text
+        ):  # only invisible characters, punctuation, emoji or markup: nothing to guess at
+            return replace(
+                self._base(
+                    ReplyKind.FALLBACK,
+                    language,
+                    "nlu_fallback",
+                    0.0,
+                    say(language, "I see no question in your message. Write it in words, please."),
+                ),
+                actions=(self._consultant_action(language),),
             )
         state.last_question = text
         try:
@@ -535,7 +540,7 @@ class Conversation:
             ReplyKind.HANDOFF: FailureKind.HANDOFF,
             ReplyKind.OUTDATED: FailureKind.HANDOFF,
         }.get(reply.kind)
-        if kind is None or not text:
+        if kind is None or not has_content(text):
             return
         await record_failure(
             session,

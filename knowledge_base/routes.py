@@ -14,7 +14,7 @@ from infoopt.core.clock import utcnow
 from infoopt.core.db import after_commit
 from infoopt.core.deps import RedisDep, SessionDep, SettingsDep, get_services
 from infoopt.core.errors import DomainError, NotFound
-from infoopt.core.languages import LANGUAGES
+from infoopt.core.languages import LANGUAGES, Language
 from infoopt.core.web import templates
 from infoopt.staff.audit import audit_trail
 from infoopt.staff.auth import CurrentAdmin, CurrentKnowledgeReader, check_csrf
@@ -109,12 +109,10 @@ async def search(
     session: SessionDep,
     _staff: CurrentKnowledgeReader,
     q: Annotated[str, Query(min_length=2, max_length=200)],
-    language: Annotated[str | None, Query(max_length=8)] = None,
+    language: Annotated[Language | None, Query(description="pl, uk, ru or en; all when omitted")] = None,
 ) -> list[SearchHitOut]:
     """Full-text search over published answers (staff only)."""
-    if language is not None and language not in LANGUAGES:
-        raise NotFound(f"unknown language {language!r}")
-    hits = await kb.search_published(session, q, language=language)
+    hits = await kb.search_published(session, q, language=language.value if language else None)
     return [SearchHitOut(**asdict(hit)) for hit in hits]
 
 

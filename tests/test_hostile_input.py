@@ -20,18 +20,24 @@ pytestmark = pytest.mark.usefixtures("synced_kb")
     "text",
     ["\u200b\u200b\u200b", "\ufeff \u2060 \u200d", "🙂" * 50, "?!…", "<b></b><i> </i>"],
 )
-async def test_text_with_nothing_to_understand_is_refused(client: httpx.AsyncClient, text: str) -> None:
-    response = await client.post("/api/v1/ask", json={"text": text})
-    assert response.status_code == 422
-    assert "write a question" in response.json()["detail"]
+async def test_text_with_nothing_to_understand_is_not_answered_as_a_question(
+    client: httpx.AsyncClient, text: str
+) -> None:
+    body = (await client.post("/api/v1/ask", json={"text": text, "language": "en"})).json()
+    assert body["kind"] == "fallback" and body["article_id"] is None
+    assert "no question in your message" in body["answer"]
+    assert [a["action"] for a in body["actions"]] == ["consultant"], "the way to a person stays open"
 
 
 @pytest.mark.parametrize(
     "text", ["<script>alert(1)</script>", "<SCRIPT src=x>document.cookie", "<style>a{}</style>"]
 )
 async def test_code_is_not_taken_for_a_question(client: httpx.AsyncClient, text: str) -> None:
-    response = await client.post("/api/v1/ask", json={"text": text})
-    assert response.status_code == 422, "markup and code alone are not a question about anything"
+    body = (await client.post("/api/v1/ask", json={"text": text, "language": "en"})).json()
+    assert body["kind"] == "fallback" and body["confidence"] == 0.0, (
+        "markup and code alone are not a question"
+    )
+    assert "no question in your message" in body["answer"]
 
 
 async def test_a_question_wrapped_in_markup_is_answered_without_it(client: httpx.AsyncClient) -> None:
