@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,16 +20,13 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from server import running_server
 
 from bot.nlu.evaluation import read_test_file
 
 TEST = ROOT / "nlu_data" / "tests" / "test_nlu.yml"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -67,51 +60,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ask_latency.md")
     args = parser.parse_args()
     questions = [example.text for example in read_test_file(TEST)]
-    port = free_port()
-    with tempfile.TemporaryDirectory() as data:
-        environment = {
-            k: v for k, v in os.environ.items() if not k.startswith(("INFOOPT_", "TELEGRAM_", "TWILIO_"))
-        }
-        environment.update(
-            INFOOPT_DATA_DIR=data,
-            INFOOPT_DATABASE_URL=f"sqlite:///{data}/bench.sqlite3",
-            INFOOPT_LOG_LEVEL="WARNING",
-            # One client address asks everything: the per-address limit is for real crowds, not this.
-            INFOOPT_ASK_LIMIT_PER_ADDRESS_PER_MINUTE="1000000",
-        )
-        if args.redis_url:
-            environment["INFOOPT_REDIS_URL"] = args.redis_url
-        server = subprocess.Popen(
-            [sys.executable, "-m", "infoopt.cli", "serve", "--port", str(port)],
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the server did not become ready")
-                time.sleep(0.5)
-            sequential: list[float] = []
-            with httpx.Client(base_url=base, timeout=30) as http:
-                for question in questions[:100]:  # warm-up: caches fill as in a running service
-                    http.post("/api/v1/ask", json={"text": question})
-                for _number, question in enumerate(questions):
-                    started = time.perf_counter()
-                    response = http.post("/api/v1/ask", json={"text": question})
-                    sequential.append((time.perf_counter() - started) * 1000)
-                    response.raise_for_status()
-            elapsed, parallel = asyncio.run(concurrent(base, questions, workers=8))
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    settings = {"redis_url": args.redis_url} if args.redis_url else {}
+    with running_server(**settings) as base:
+        sequential: list[float] = []
+        with httpx.Client(base_url=base, timeout=30) as http:
+            for question in questions[:100]:  # warm-up: caches fill as in a running service
+                http.post("/api/v1/ask", json={"text": question})
+            for question in questions:
+                started = time.perf_counter()
+                response = http.post("/api/v1/ask", json={"text": question})
+                sequential.append((time.perf_counter() - started) * 1000)
+                response.raise_for_status()
+        elapsed, parallel = asyncio.run(concurrent(base, questions, workers=8))
     redis = "a real Redis" if args.redis_url else "in-process Redis"
     text = "\n".join(
         [

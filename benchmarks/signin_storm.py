@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -27,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from ask_latency import free_port, percentile
+from ask_latency import percentile
+from server import running_server
 
 QUESTIONS = [
     "ile kosztuje karta pobytu",
@@ -80,43 +78,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "signin_storm.md")
     args = parser.parse_args()
-    port = free_port()
-    with tempfile.TemporaryDirectory() as data:
-        environment = {
-            k: v for k, v in os.environ.items() if not k.startswith(("INFOOPT_", "TELEGRAM_", "TWILIO_"))
-        }
-        environment.update(
-            INFOOPT_DATA_DIR=data,
-            INFOOPT_DATABASE_URL=f"sqlite:///{data}/bench.sqlite3",
-            INFOOPT_LOG_LEVEL="WARNING",
-            INFOOPT_TRUSTED_PROXIES="127.0.0.1",
-            INFOOPT_ASK_LIMIT_PER_ADDRESS_PER_MINUTE="1000000",
-        )
-        server = subprocess.Popen(
-            [sys.executable, "-m", "infoopt.cli", "serve", "--port", str(port)],
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the server did not become ready")
-                time.sleep(0.5)
-            asyncio.run(ask_latencies(base, 40))  # warm-up
-            idle = asyncio.run(ask_latencies(base, ASKS))
-            botnet, botnet_counts = asyncio.run(under_storm(base, many_addresses=True))
-            single, single_counts = asyncio.run(under_storm(base, many_addresses=False))
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    # A pretend proxy on loopback lets each storm request claim an address of its own.
+    with running_server(trusted_proxies="127.0.0.1") as base:
+        asyncio.run(ask_latencies(base, 40))  # warm-up
+        idle = asyncio.run(ask_latencies(base, ASKS))
+        botnet, botnet_counts = asyncio.run(under_storm(base, many_addresses=True))
+        single, single_counts = asyncio.run(under_storm(base, many_addresses=False))
 
     def row(name: str, values: list[float], counts: dict[int, int] | None) -> str:
         ratio = percentile(values, 50) / percentile(idle, 50)

@@ -93,17 +93,23 @@ def _as_date(value: Any, field: str, path: Path) -> date:
         raise ArticleFileError(f"{path}: {field} must be an ISO date (YYYY-MM-DD), not {value!r}") from error
 
 
-def parse_article(text: str, path: Path = Path("<text>")) -> ArticleDocument:
-    """Read one article file's text."""
+def split_front_matter(text: str, origin: object) -> tuple[dict[str, Any], str]:
+    """A Markdown file's YAML front matter (a mapping) and the body after it; ValueError saying what is wrong."""
     if not text.startswith("---"):
-        raise ArticleFileError(f"{path}: the file must start with '---' front matter")
+        raise ArticleFileError(f"{origin}: the file must start with '---' front matter")
     try:
         _, front, body = text.split("---", 2)
         meta = yaml.safe_load(front) or {}
     except (ValueError, yaml.YAMLError) as error:
-        raise ArticleFileError(f"{path}: unreadable front matter: {error}") from error
+        raise ArticleFileError(f"{origin}: unreadable front matter: {error}") from error
     if not isinstance(meta, dict):
-        raise ArticleFileError(f"{path}: the front matter must be a mapping")
+        raise ArticleFileError(f"{origin}: the front matter must be a mapping")
+    return meta, body
+
+
+def parse_article(text: str, path: Path = Path("<text>")) -> ArticleDocument:
+    """Read one article file's text."""
+    meta, body = split_front_matter(text, path)
     missing = [
         key for key in ("topic_id", "language", "title", "short_answer", "verified_on") if not meta.get(key)
     ]

@@ -14,7 +14,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from knowledge_base.files import split_front_matter
 
 REVIEWS_DIR = Path(__file__).resolve().parent / "reviews"
 
@@ -60,13 +60,10 @@ def _cells(row: str) -> list[str]:
 
 def parse_review_log(text: str, *, origin: str = "review log") -> ReviewLog:
     """The log from its text: YAML front matter (topic_id, reviewed_on), a scope line, a claim table."""
-    if not text.startswith("---"):
-        raise ReviewLogError(f"{origin}: the file must start with '---' front matter")
     try:
-        _, front, body = text.split("---", 2)
-        meta = yaml.safe_load(front) or {}
-    except (ValueError, yaml.YAMLError) as error:
-        raise ReviewLogError(f"{origin}: unreadable front matter: {error}") from error
+        meta, body = split_front_matter(text, origin)
+    except ValueError as error:
+        raise ReviewLogError(str(error)) from error
     reviewed_on = meta.get("reviewed_on")
     if not isinstance(meta.get("topic_id"), str) or not isinstance(reviewed_on, date):
         raise ReviewLogError(f"{origin}: front matter needs topic_id and reviewed_on (YYYY-MM-DD)")
