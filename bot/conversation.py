@@ -32,7 +32,7 @@ from knowledge_base.backlog import record_failure
 from knowledge_base.models import FailureKind
 from knowledge_base.service import PublishedArticle
 from knowledge_base.topics import catalogue
-from tickets.conversations import open_conversation, record_message
+from tickets.conversations import open_conversation, record_messages
 from tickets.models import MessageAuthor
 
 log = logging.getLogger(__name__)
@@ -135,16 +135,15 @@ class Conversation:
                 state.chosen_language = True
             state.language = language
             conversation = await open_conversation(session, person.channel, person.id, language=language)
-            await record_message(
+            reply = await self._turn(session, person, state, event, language)
+            said = _action_text(event) if event.action and not text else text
+            await record_messages(
                 session,
                 conversation,
-                author=MessageAuthor.PERSON,
-                text=_action_text(event) if event.action and not text else text,
-                kind=event.action.value if event.action else "text",
-            )
-            reply = await self._turn(session, person, state, event, language)
-            await record_message(
-                session, conversation, author=MessageAuthor.BOT, text=reply.text, kind=reply.kind
+                [
+                    (MessageAuthor.PERSON, said, event.action.value if event.action else "text"),
+                    (MessageAuthor.BOT, reply.text, reply.kind.value),
+                ],
             )
             if event.action in (None, ActionName.CONSULTANT):  # a flow's later steps are not new failures
                 await self._remember_failure(session, reply, text or state.last_question or "", person)

@@ -7,6 +7,7 @@ unreachable the bot still answers, forgetting rather than failing the person.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import LockError, RedisError
 
 from infoopt.core.languages import LANGUAGES, Channel
+from infoopt.core.redis_store import is_in_process
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +86,53 @@ class PersonState:
             return cls()
 
 
+class _LocalLock:
+    """The per-person lock when Redis is the in-process stand-in: one process, so an asyncio lock will do
+    (and costs microseconds, where the stand-in's Lua scripts cost milliseconds)."""
+
+    def __init__(self, locks: dict[str, tuple[asyncio.Lock, list[int]]], key: str) -> None:
+        self._locks, self._key = locks, key
+        self._lock, self._users = locks.setdefault(key, (asyncio.Lock(), [0]))
+        self._users[0] += 1  # holders and waiters: the entry goes when the last of them is done
+
+    async def acquire(self) -> bool:
+        try:
+            await asyncio.wait_for(self._lock.acquire(), LOCK_WAIT_SECONDS)
+        except TimeoutError:
+            self._leave()
+            return False
+        return True
+
+    async def release(self) -> None:
+        self._lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        self._users[0] -= 1
+        if self._users[0] == 0:
+            self._locks.pop(self._key, None)
+
+
 class StateStore:
     """Per-person state in Redis (or the in-process stand-in), one turn at a time per person."""
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self._local_locks: dict[str, tuple[asyncio.Lock, list[int]]] | None = (
+            {} if is_in_process(redis) else None
+        )
+
+    def _lock(self, person: PersonRef) -> Any:
+        if self._local_locks is not None:
+            return _LocalLock(self._local_locks, person.key)
+        return self.redis.lock(
+            f"conv:lock:{person.key}", timeout=LOCK_TIMEOUT_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS
+        )
 
     @asynccontextmanager
     async def turn(self, person: PersonRef) -> AsyncIterator[PersonState]:
         """Hold the person's lock, hand out their state, and save it when the turn ends cleanly."""
-        lock = self.redis.lock(
-            f"conv:lock:{person.key}", timeout=LOCK_TIMEOUT_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS
-        )
+        lock = self._lock(person)
         try:
             acquired = await lock.acquire()
         except RedisError as error:

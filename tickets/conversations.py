@@ -56,17 +56,28 @@ async def record_message(
     kind: str | None = None,
 ) -> ConversationMessage:
     """Add one message to the transcript."""
-    assert conversation.id is not None
-    message = ConversationMessage(
-        conversation_id=conversation.id,
-        author=author,
-        text=text.replace("\x00", "")[:MAX_MESSAGE_CHARS],  # PostgreSQL text holds no NUL
-        kind=kind,
-    )
-    conversation.last_message_at = message.created_at
-    session.add_all([message, conversation])
-    await session.flush()
+    (message,) = await record_messages(session, conversation, [(author, text, kind)])
     return message
+
+
+async def record_messages(
+    session: AsyncSession, conversation: Conversation, messages: list[tuple[MessageAuthor, str, str | None]]
+) -> list[ConversationMessage]:
+    """Add messages to the transcript in this order, in one round trip (a turn is a question and a reply)."""
+    assert conversation.id is not None
+    rows = [
+        ConversationMessage(
+            conversation_id=conversation.id,
+            author=author,
+            text=text.replace("\x00", "")[:MAX_MESSAGE_CHARS],  # PostgreSQL text holds no NUL
+            kind=kind,
+        )
+        for author, text, kind in messages
+    ]
+    conversation.last_message_at = rows[-1].created_at
+    session.add_all([*rows, conversation])
+    await session.flush()
+    return rows
 
 
 async def messages_after(
