@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -201,15 +202,21 @@ def _apology(language: str | None, session_id: str) -> AskResponse:
     )
 
 
-async def _within_limits(request: Request, limits: list[tuple[str, int]], language: str) -> None:
-    """Count the request against each (key, per-minute limit); a 429 in the person's language if over."""
+async def _within_limits(
+    request: Request, limits: list[tuple[str, int]], language: Callable[[], str]
+) -> None:
+    """Count the request against each (key, per-minute limit); a 429 in the person's language if over.
+
+    The language is only worked out for a refusal: most requests are within their limits.
+    """
     redis = get_services(request).redis
     for key, limit in limits:
         rate = await hit(redis, key, limit=limit, window_seconds=60)
         if not rate.allowed:
-            wait = say(language, "Too many questions in a short time — please wait a minute.")
+            lang = language()
+            wait = say(lang, "Too many questions in a short time — please wait a minute.")
             raise TooManyRequests(
-                f"{wait} {say(language, 'INFO.OPT line: 12 210 20 20, info.opt@muw.pl')}",
+                f"{wait} {say(lang, 'INFO.OPT line: 12 210 20 20, info.opt@muw.pl')}",
                 retry_after=rate.retry_after,
             )
 
@@ -237,8 +244,12 @@ async def ask(
 ) -> AskResponse:
     """Answer one message or chosen action from the published knowledge base, or show the way to a person."""
     settings = get_services(request).settings
-    detected = conversation.detector.detect(question.text).language if question.text else "pl"
-    language = question.language or detected
+
+    def language() -> str:
+        if question.language:
+            return question.language
+        return conversation.detector.detect(question.text).language if question.text else "pl"
+
     limits = [(f"ask:address:{client_address(request)}", settings.ask_limit_per_address_per_minute)]
     if question.session_id:
         limits.append((f"ask:conversation:{question.session_id}", settings.ask_limit_per_minute))
@@ -330,7 +341,7 @@ async def feedback(
     """
     settings = get_services(request).settings
     limits = [(f"feedback:address:{client_address(request)}", settings.feedback_limit_per_minute)]
-    await _within_limits(request, limits, vote.language)
+    await _within_limits(request, limits, lambda: vote.language)
     person = await _web_person(session, vote.session_id)
     event = Event(
         action=ActionName.HELPFUL if vote.helpful else ActionName.NOT_HELPFUL,
