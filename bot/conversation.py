@@ -471,7 +471,7 @@ class Conversation:
         lead: str | None = None,
         article_id: str | None = None,
     ) -> Reply:
-        """Start the way to a person: the consultant flow's first question (or its answer, if prefilled)."""
+        """Start the way to a person: the consultant flow's first question."""
         outcome = await CONSULTANT.start(context)
         reply = self._flow_reply(context.language, outcome, result=result)
         return replace(

@@ -80,8 +80,6 @@ class Flow:
     steps: tuple[Step, ...]
     # The closing reply's text and actions, from the collected fields.
     finish: Callable[[FlowContext], Awaitable[Prompt]]
-    # Fill fields before the first question (e.g. the town the person already named); may skip steps.
-    prefill: Callable[[FlowContext], dict[str, str]] = lambda _context: {}
 
     def step(self, name: str) -> Step | None:
         return next((step for step in self.steps if step.name == name), None)
@@ -89,7 +87,6 @@ class Flow:
     async def start(self, context: FlowContext) -> Outcome:
         """Begin the flow for this person and ask its first unanswered question."""
         context.state.flow = FlowState(self.name, self.steps[0].name, {})
-        context.fields.update(self.prefill(context))
         return await self._next(context)
 
     async def handle(self, context: FlowContext, event: Event) -> Outcome | None:

@@ -14,7 +14,7 @@ from babel.dates import format_date, format_time
 from bot.flows import Event, Flow, FlowContext, Prompt, Step
 from bot.replies import Action, ActionName
 from infoopt.core.i18n import say
-from tickets.offices import OfficeDay, active_offices, office_day
+from tickets.offices import OfficeDay, UnknownOffice, active_offices, get_office, office_day
 
 NAME = "consultant"
 
@@ -75,8 +75,11 @@ async def _ask_office(context: FlowContext) -> Prompt:
 async def _accept_office(context: FlowContext, event: Event) -> str | None:
     if event.action is not ActionName.CHOOSE_OFFICE:
         return None
-    codes = {office.code for office in await _offices(context)}
-    return event.value if event.value in codes else None
+    try:
+        office = await get_office(context.session, event.value or "")
+    except UnknownOffice:
+        return None
+    return office.code if office.active else None
 
 
 def _how_to_reach(office: OfficeDay, context: FlowContext) -> str:
@@ -102,7 +105,7 @@ def _how_to_reach(office: OfficeDay, context: FlowContext) -> str:
 
 
 async def _finish(context: FlowContext) -> Prompt:
-    chosen = next(office for office in await _offices(context) if office.code == context.fields["office"])
+    chosen = office_day(await get_office(context.session, context.fields["office"]), context.now)
     language = context.language
     text = "\n\n".join(
         [
