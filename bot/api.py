@@ -116,6 +116,15 @@ class ActionOut(BaseModel):
     label: str
 
 
+class TicketRef(BaseModel):
+    """The ticket a reply created or is about."""
+
+    number: str = Field(description="readable on the phone, e.g. TAR-2026-000123")
+    office: str | None = Field(description="PID code; null for the shared queue")
+    status: str
+    expected_reply_by: datetime | None = Field(description="Europe/Warsaw time")
+
+
 class SourceLink(BaseModel):
     url: str
     label: str = Field(description="the site and page, short enough for a phone screen")
@@ -148,6 +157,7 @@ class AskResponse(BaseModel):
     engine: str | None = None
     entities: dict[str, str] = Field(default_factory=dict, description="e.g. case_number, town (a PID code)")
     notes: dict[str, str] = Field(default_factory=dict, description="captions: verified_on, sources, stale")
+    ticket: TicketRef | None = None
 
 
 def ask_response(reply: Reply, session_id: str) -> AskResponse:
@@ -178,6 +188,14 @@ def ask_response(reply: Reply, session_id: str) -> AskResponse:
         engine=reply.engine,
         entities=reply.entities,
         notes=reply.notes,
+        ticket=TicketRef(
+            number=reply.ticket.number,
+            office=reply.ticket.office,
+            status=reply.ticket.status,
+            expected_reply_by=reply.ticket.expected_reply_by,
+        )
+        if reply.ticket
+        else None,
     )
 
 
@@ -274,6 +292,10 @@ class MessageOut(BaseModel):
     author: Literal["bot", "consultant", "person"]
     text: str
     created_at: datetime
+    kind: str | None = Field(
+        default=None, description="what it was: a reply kind, the action chosen, ticket_reply, ticket_notice"
+    )
+    actions: list[ActionOut] = Field(default_factory=list, description="buttons that came with it")
 
 
 class MessagesOut(BaseModel):
@@ -301,11 +323,34 @@ async def conversation_messages(
     cursor = str(messages[-1].id) if messages else str(after_id)
     return MessagesOut(
         items=[
-            MessageOut(id=m.id or 0, author=m.author.value, text=m.text, created_at=m.created_at)
+            MessageOut(
+                id=m.id or 0,
+                author=m.author.value,
+                text=m.text,
+                created_at=m.created_at,
+                kind=m.kind,
+                actions=_known_actions(m.actions),
+            )
             for m in messages
         ],
         cursor=cursor,
     )
+
+
+def _known_actions(stored: list[dict[str, str | None]] | None) -> list[ActionOut]:
+    actions = []
+    for item in stored or []:
+        try:
+            actions.append(
+                ActionOut(
+                    action=ActionName(str(item.get("action"))),
+                    value=item.get("value"),
+                    label=str(item.get("label") or ""),
+                )
+            )
+        except ValueError:  # an action retired since the message was stored
+            continue
+    return actions
 
 
 class FeedbackRequest(BaseModel):

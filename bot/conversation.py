@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.flows import Event, Flow, FlowContext, Outcome
-from bot.flows.consultant import CONSULTANT
+from bot.flows.handoff import CONSULTANT, start_fields, ticket_info
 from bot.nlu.engine import IntentScore, NluEngine, NluResult, NluUnavailable
 from bot.nlu.language import LanguageDetector
 from bot.replies import Action, ActionName, Option, Reply, ReplyKind
@@ -33,7 +33,16 @@ from knowledge_base.models import FailureKind
 from knowledge_base.service import PublishedArticle
 from knowledge_base.topics import catalogue
 from tickets.conversations import open_conversation, record_messages
-from tickets.models import MessageAuthor
+from tickets.live import TicketFeed
+from tickets.models import Conversation as Transcript
+from tickets.models import MessageAuthor, Ticket, TicketStatus
+from tickets.service import (
+    add_person_message,
+    close_by_person,
+    rate_ticket,
+    ticket_of_conversation,
+    ticket_to_rate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +122,9 @@ class Conversation:
         states: StateStore,
         policy: DecisionPolicy | None = None,
         now: Callable[[], datetime] = utcnow,
+        feed: TicketFeed | None = None,
     ) -> None:
+        self.feed = feed
         self.nlu = nlu
         self.detector = detector
         self.articles = articles
@@ -135,7 +146,7 @@ class Conversation:
                 state.chosen_language = True
             state.language = language
             conversation = await open_conversation(session, person.channel, person.id, language=language)
-            reply = await self._turn(session, person, state, event, language)
+            reply = await self._turn(session, person, state, event, language, conversation)
             said = _action_text(event) if event.action and not text else text
             await record_messages(
                 session,
@@ -163,12 +174,38 @@ class Conversation:
             return state.language
         return detection.language
 
+    def _announcer(self, session: AsyncSession) -> Callable[[Ticket, str], None]:
+        def announce(ticket: Ticket, kind: str) -> None:
+            if self.feed is not None:
+                self.feed.announce(session, ticket, kind)
+
+        return announce
+
     async def _turn(
-        self, session: AsyncSession, person: PersonRef, state: PersonState, event: Event, language: str
+        self,
+        session: AsyncSession,
+        person: PersonRef,
+        state: PersonState,
+        event: Event,
+        language: str,
+        conversation: Transcript,
     ) -> Reply:
-        context = FlowContext(session, person, state, language, self.now())
+        context = FlowContext(
+            session,
+            person,
+            state,
+            language,
+            self.now(),
+            conversation=conversation,
+            topic_id=state.last_topic,
+            on_ticket=self._announcer(session),
+        )
         if event.action is not None:
             return await self._action(context, event)
+        if state.flow is None and conversation.id is not None:
+            ticket = await ticket_of_conversation(session, conversation.id, now=context.now)
+            if ticket is not None:
+                return await self._join_ticket(context, ticket, event.text)
         if state.flow is not None:
             flow = FLOWS.get(state.flow.name)
             outcome = await flow.handle(context, event) if flow else None
@@ -203,6 +240,10 @@ class Conversation:
                 )
             case ActionName.CONSULTANT:
                 return await self._hand_over(context)
+            case ActionName.CLOSE_TICKET:
+                return await self._close_ticket(context, value)
+            case ActionName.RATE:
+                return await self._rate(context, value)
             case ActionName.CHOOSE_TOPIC:
                 topic_id = _known_topic(value)
                 state.flow, state.misses = None, 0
@@ -471,8 +512,20 @@ class Conversation:
         lead: str | None = None,
         article_id: str | None = None,
     ) -> Reply:
-        """Start the way to a person: the consultant flow's first question."""
-        outcome = await CONSULTANT.start(context)
+        """Start the way to a person: the consultant flow's first question (or the ticket already open)."""
+        if context.conversation is not None and context.conversation.id is not None:
+            open_ticket = await ticket_of_conversation(
+                context.session, context.conversation.id, now=context.now
+            )
+            if open_ticket is not None and open_ticket.status is not TicketStatus.RESOLVED:
+                return replace(await self._ticket_status(context, open_ticket), handoff=True)
+        asked_for_person = result is not None and result.best.name == "request_human"
+        topic = (
+            article_id or (result.best.topic_id if result is not None else None) or context.state.last_topic
+        )
+        context = replace(context, topic_id=topic)
+        fields = start_fields(context, context.state.last_question, asked_for_person=asked_for_person)
+        outcome = await CONSULTANT.start(context, fields)
         reply = self._flow_reply(context.language, outcome, result=result)
         return replace(
             reply,
@@ -489,15 +542,107 @@ class Conversation:
             actions = (*actions, Action(ActionName.CANCEL, None, say(language, "Cancel")))
         return replace(
             self._base(
-                ReplyKind.FLOW if not outcome.finished else ReplyKind.HANDOFF,
+                ReplyKind.HANDOFF if outcome.prompt.ticket is not None else ReplyKind.FLOW,
                 language,
                 "request_human",
                 1.0,
                 outcome.prompt.text,
                 result,
             ),
-            handoff=outcome.finished,
+            handoff=outcome.finished and outcome.prompt.ticket is not None,
             actions=actions,
+            ticket=outcome.prompt.ticket,
+        )
+
+    # --- the person's ticket -------------------------------------------------------------------
+
+    async def _ticket_status(self, context: FlowContext, ticket: Ticket) -> Reply:
+        language = context.language
+        return replace(
+            self._base(
+                ReplyKind.TICKET,
+                language,
+                "request_human",
+                1.0,
+                say(
+                    language,
+                    "Your request {number} is already with the consultants. Write here to add to it; the answer will come here.",
+                    number=ticket.number,
+                ),
+            ),
+            ticket=ticket_info(ticket),
+            actions=(Action(ActionName.CLOSE_TICKET, ticket.number, say(language, "Close my request")),),
+        )
+
+    async def _join_ticket(self, context: FlowContext, ticket: Ticket, text: str) -> Reply:
+        """While a ticket is open, what the person writes joins its thread (a late one reopens it)."""
+        if not has_content(text):
+            return await self._ticket_status(context, ticket)
+        reopened = ticket.status is TicketStatus.RESOLVED
+        await add_person_message(context.session, ticket, text, now=context.now)
+        self._announcer(context.session)(ticket, "reopened" if reopened else "person_wrote")
+        language = context.language
+        message = (
+            "Your request {number} is open again; a consultant will read your message."
+            if reopened
+            else "Added to your request {number}. A consultant will answer here."
+        )
+        return replace(
+            self._base(
+                ReplyKind.TICKET, language, "request_human", 1.0, say(language, message, number=ticket.number)
+            ),
+            ticket=ticket_info(ticket),
+            actions=(Action(ActionName.CLOSE_TICKET, ticket.number, say(language, "Close my request")),),
+        )
+
+    async def _close_ticket(self, context: FlowContext, number: str | None) -> Reply:
+        language = context.language
+        ticket = None
+        if context.conversation is not None and context.conversation.id is not None:
+            ticket = await ticket_of_conversation(context.session, context.conversation.id, now=context.now)
+        if ticket is None or ticket.number != number:
+            raise InvalidAction(f"no open request {number!r} in this conversation")
+        await close_by_person(context.session, ticket, now=context.now)
+        self._announcer(context.session)(ticket, "closed")
+        return replace(
+            self._base(
+                ReplyKind.TICKET,
+                language,
+                "request_human",
+                1.0,
+                say(
+                    language,
+                    "Request {number} is closed. How would you rate the help you got?",
+                    number=ticket.number,
+                ),
+            ),
+            ticket=ticket_info(ticket),
+            actions=rating_actions(language),
+        )
+
+    async def _rate(self, context: FlowContext, value: str | None) -> Reply:
+        language = context.language
+        if value not in ("1", "2", "3", "4", "5"):
+            raise InvalidAction(f"a rating is 1 to 5, not {value!r}")
+        assert value is not None
+        ticket = None
+        if context.conversation is not None and context.conversation.id is not None:
+            ticket = await ticket_to_rate(context.session, context.conversation.id)
+        if ticket is None:
+            return self._base(
+                ReplyKind.FEEDBACK, language, "thanks", 1.0, say(language, "Thank you for the feedback.")
+            )
+        await rate_ticket(context.session, ticket, int(value))
+        self._announcer(context.session)(ticket, "rated")
+        return replace(
+            self._base(
+                ReplyKind.FEEDBACK,
+                language,
+                "thanks",
+                1.0,
+                say(language, "Thank you for rating request {number}.", number=ticket.number),
+            ),
+            ticket=ticket_info(ticket),
         )
 
     def _consultant_action(self, language: str) -> Action:
@@ -569,6 +714,18 @@ SMALLTALK_TEXTS = {
 CASE_STATUS_TEXT = N_(
     "The bot cannot check a specific case yet. The information points (PID) and the INFO.OPT line 12 210 20 20 tell you the state of your case; have your case number ready."
 )
+
+
+def rating_actions(language: str) -> tuple[Action, ...]:
+    """The 1–5 rating buttons (1 poor, 5 very good)."""
+    labels = {
+        "1": say(language, "1 – poor"),
+        "2": "2",
+        "3": "3",
+        "4": "4",
+        "5": say(language, "5 – very good"),
+    }
+    return tuple(Action(ActionName.RATE, value, label) for value, label in labels.items())
 
 
 def _known_topic(value: str | None) -> str:

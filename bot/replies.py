@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 
 
@@ -19,6 +19,7 @@ class ReplyKind(StrEnum):
     FULL_ANSWER = "full_answer"  # the whole article, on request
     FEEDBACK = "feedback"  # thanks for a vote
     FLOW = "flow"  # a step of a multi-step dialogue (choose an office, give consent, ...)
+    TICKET = "ticket"  # about the person's ticket: a message joined it, it was closed, it was rated
     LANGUAGE = "language"  # the language was switched
 
 
@@ -34,6 +35,8 @@ class ActionName(StrEnum):
     CHOOSE_OFFICE = "choose_office"  # value: a PID code
     CONSENT = "consent"  # value: yes or no
     CANCEL = "cancel"
+    CLOSE_TICKET = "close_ticket"  # value: the ticket number
+    RATE = "rate"  # value: 1 to 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,16 @@ class Action:
     action: ActionName
     value: str | None
     label: str
+
+
+@dataclass(frozen=True, slots=True)
+class TicketInfo:
+    """A ticket as the person sees it: its number, the point, its status, and when to expect an answer."""
+
+    number: str
+    office: str | None
+    status: str
+    expected_reply_by: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +95,4 @@ class Reply:
     actions: tuple[Action, ...] = ()
     # Set when the reply is the full text of an article (Markdown; each channel renders it its own way).
     markdown: bool = False
+    ticket: TicketInfo | None = None  # the ticket this reply created or is about

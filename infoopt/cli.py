@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import subprocess
 import sys
@@ -116,6 +117,33 @@ def serve(
         log_config=uvicorn_log_config(settings.log_level, as_json=settings.log_json),
         proxy_headers=False,  # the app reads X-Forwarded-For itself, from INFOOPT_TRUSTED_PROXIES only
     )
+
+
+@app.command()
+def worker() -> None:
+    """Deliver consultants' replies from the outbox and close long-resolved tickets, until stopped.
+
+    Run as many as you like beside `infoopt serve` (set INFOOPT_OUTBOX_IN_PROCESS=false there): workers
+    share the outbox safely, and none delivers a message another has taken.
+    """
+    settings = _settings()
+    db.upgrade(settings.database_url)
+
+    async def run() -> None:
+        from infoopt.services import Services
+
+        services = await Services.start(settings.model_copy(update={"outbox_in_process": False}))
+        typer.echo(f"outbox worker started for {', '.join(sorted(services.deliverers))}")
+        sys.stdout.flush()
+        try:
+            await asyncio.gather(
+                services.outbox_worker().run(services.feed.outbox_wakeups), services.housekeeping()
+            )
+        finally:
+            await services.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
 
 
 nlu_app = typer.Typer(help="The NLU engines: train them, measure them.", no_args_is_help=True)

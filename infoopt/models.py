@@ -3,7 +3,16 @@
 from infoopt.staff.accounts import StaffSession, StaffUser
 from infoopt.staff.audit import AuditEntry
 from knowledge_base.models import Article, ArticleRevision, BotFailure
-from tickets.models import Conversation, ConversationMessage, PidOffice
+from tickets.models import (
+    Conversation,
+    ConversationMessage,
+    OutboxJob,
+    PidOffice,
+    Ticket,
+    TicketCounter,
+    TicketEvent,
+    TicketMessage,
+)
 
 __all__ = [
     "Article",
@@ -12,7 +21,12 @@ __all__ = [
     "BotFailure",
     "Conversation",
     "ConversationMessage",
+    "OutboxJob",
     "PidOffice",
     "StaffSession",
     "StaffUser",
+    "Ticket",
+    "TicketCounter",
+    "TicketEvent",
+    "TicketMessage",
 ]

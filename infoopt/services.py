@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,17 +13,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.conversation import Conversation
+from bot.delivery import WebDeliverer, resolved_notice
 from bot.nlu.embedded import EmbeddedEngine
 from bot.nlu.engine import FallbackEngine, NluEngine, NluUnavailable
 from bot.nlu.language import LanguageDetector
 from bot.nlu.rasa import RasaEngine
 from bot.state import StateStore
+from bot.suggestions import KnowledgeSuggester
 from infoopt.core import db
+from infoopt.core.languages import Channel
 from infoopt.core.redis_store import create_redis
 from infoopt.core.settings import Settings
 from knowledge_base import service as kb
 from knowledge_base.cache import PublishedCache
 from knowledge_base.events import listen_for_publishes
+from tickets.live import TicketFeed
+from tickets.outbox import Deliverer, OutboxWorker
+from tickets.service import PersonNotice, close_resolved
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +93,11 @@ class Services:
     nlu: NluEngine
     kb_cache: PublishedCache
     conversation: Conversation
+    feed: TicketFeed
+    # Each channel's way of delivering the outbox; Telegram and SMS add theirs when configured.
+    deliverers: dict[Channel, Deliverer]
+    suggest: KnowledgeSuggester
+    resolved_notice: Callable[[str, str], PersonNotice] = resolved_notice
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
@@ -105,6 +116,7 @@ class Services:
         redis = create_redis(settings.redis_url)
         nlu = build_nlu(settings, embedded)
         kb_cache = PublishedCache(load_published)
+        feed = TicketFeed(redis)
         services = cls(
             settings=settings,
             engine=engine,
@@ -113,8 +125,11 @@ class Services:
             nlu=nlu,
             kb_cache=kb_cache,
             conversation=Conversation(
-                nlu=nlu, detector=detector, articles=kb_cache.get, states=StateStore(redis)
+                nlu=nlu, detector=detector, articles=kb_cache.get, states=StateStore(redis), feed=feed
             ),
+            feed=feed,
+            deliverers={Channel.WEB: WebDeliverer()},
+            suggest=KnowledgeSuggester(nlu, kb_cache.get),
         )
         listening = asyncio.Event()
         services.spawn(listen_for_publishes(services.redis, services.kb_cache, listening))
@@ -122,7 +137,28 @@ class Services:
             await asyncio.wait_for(listening.wait(), timeout=5)
         except TimeoutError:
             log.warning("kb.listener_slow_to_subscribe")
+        if settings.runs_outbox_in_process:
+            services.spawn(services.outbox_worker().run(feed.outbox_wakeups))
+            services.spawn(services.housekeeping())
         return services
+
+    async def housekeeping(self, every_seconds: float = 600.0) -> None:
+        """Close tickets resolved longer than the reopening window ago, every few minutes."""
+        while True:
+            try:
+                async with db.transaction(self.sessions) as session:
+                    closed = await close_resolved(session)
+                if closed:
+                    log.info("tickets.closed_resolved", extra={"count": closed})
+            except Exception:  # the database away for a moment: try again next round
+                log.exception("tickets.housekeeping_failed")
+            await asyncio.sleep(every_seconds)
+
+    def outbox_worker(self) -> OutboxWorker:
+        """A worker draining the outbox over this process's database and channels."""
+        worker = OutboxWorker(lambda: self.sessions, self.deliverers)
+        self.feed.local_wakeups.append(worker.wake)
+        return worker
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run background work for the life of the process."""

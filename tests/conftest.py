@@ -257,3 +257,32 @@ async def page(chromium_path: str) -> AsyncIterator[Page]:
             yield await browser.new_page()
         finally:
             await browser.close()
+
+
+DESK_PASSWORD = "Desk-password-2026"
+
+
+@pytest.fixture(scope="session")
+async def desk_staff(pg_engine: AsyncEngine) -> dict[str, str]:
+    """Consultants at Tarnów (two) and Przy Rondzie, and a supervisor; all with DESK_PASSWORD."""
+    from infoopt.staff.accounts import Role, create_user
+
+    accounts = {
+        "tomasz.tarnow": (Role.CONSULTANT, "TARNOW"),
+        "ola.tarnow": (Role.CONSULTANT, "TARNOW"),
+        "rafal.rondo": (Role.CONSULTANT, "KRK-RONDO"),
+        "sylwia.supervisor": (Role.SUPERVISOR, None),
+    }
+    async with db.transaction(db.session_factory(pg_engine)) as session:
+        for username, (role, office) in accounts.items():
+            await create_user(
+                session, username=username, password=DESK_PASSWORD, role=role, office_code=office
+            )
+    return dict.fromkeys(accounts, DESK_PASSWORD)
+
+
+async def bearer(client: httpx.AsyncClient, username: str, password: str = DESK_PASSWORD) -> dict[str, str]:
+    """Authorization headers for a staff member, from the real login API."""
+    response = await client.post("/api/v1/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -81,9 +82,7 @@ async def test_on_a_phone_a_question_is_answered_the_full_answer_is_formatted_an
     await shot(page, "chat-4-clarification-chosen")
 
 
-async def test_the_consultant_button_offers_the_points_and_says_honestly_how_to_reach_one(
-    live_server: str, page: Page
-) -> None:
+async def test_the_consultant_button_leads_to_a_ticket_number(live_server: str, page: Page) -> None:
     await page.set_viewport_size(PHONE)
     await page.goto(f"{live_server}/chat")
     await page.select_option("#language", "en")
@@ -91,11 +90,17 @@ async def test_the_consultant_button_offers_the_points_and_says_honestly_how_to_
     await page.press("#text", "Enter")
     await page.locator("li.bot").last.locator("button[data-action=consultant]").click()
     offer = page.locator("li.bot").last
-    await expect(offer.locator("button[data-action=choose_office]")).to_have_count(5)
+    await expect(offer.locator("button[data-action=choose_office]")).to_have_count(6)
     await offer.locator('button[data-value="KRK-RONDO"]').click()
+    await expect(page.locator("li.bot").last).to_contain_text("Describe your question")
+    await page.fill("#text", "I need to know which documents to bring for my fingerprints appointment")
+    await page.press("#text", "Enter")
+    await page.locator("li.bot").last.locator('button[data-action=consent][data-value="yes"]').click()
     handed = page.locator("li.bot.handoff").last
-    await expect(handed).to_contain_text("cannot pass your question")
-    await expect(handed.locator('a[href="mailto:info.opt@muw.pl"]')).to_be_visible()
+    await expect(handed).to_have_attribute("data-ticket", re.compile(r"^KRK-\d{4}-\d{6}$"))
+    await expect(handed).to_contain_text("expect an answer by")
+    await expect(handed.locator("button[data-action=close_ticket]")).to_be_visible()
+    await no_horizontal_scroll(page)
     await shot(page, "chat-5-consultant")
 
 

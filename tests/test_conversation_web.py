@@ -142,33 +142,6 @@ async def test_repeated_not_helpful_votes_from_one_conversation_count_once(
     assert len(stored) == 1
 
 
-async def test_the_consultant_flow_offers_the_pid_points_and_never_claims_to_pass_anything_on(
-    client: httpx.AsyncClient,
-) -> None:
-    start = await send(client, text="", action="consultant", language="en")
-    assert start["handoff"] is True
-    offices = [a for a in actions_of(start) if a["action"] == "choose_office"]
-    assert {a["value"] for a in offices} == {
-        "KRK-RONDO",
-        "KRK-BASZTOWA",
-        "KRK-CHLOPICKIEGO",
-        "TARNOW",
-        "NOWY-SACZ",
-    }
-    assert offices[0]["value"] in ("KRK-RONDO", "TARNOW"), "confirmed points come first"
-    basztowa = next(a for a in offices if a["value"] == "KRK-BASZTOWA")
-    assert "to be confirmed" in basztowa["label"]
-    assert actions_of(start)[-1]["action"] == "cancel"
-
-    done = await send(client, session_id=start["session_id"], action="choose_office", value="TARNOW")
-    text = str(done["answer"])
-    assert "cannot pass your question" in text
-    assert "Tarnów" in text and "12 210 20 20" in text and "info.opt@muw.pl" in text
-    assert "I am passing" not in text
-    stale = await send(client, session_id=start["session_id"], action="choose_office", value="TARNOW")
-    assert "no longer active" in str(stale["answer"]), "a button pressed after its moment is said to be so"
-
-
 async def test_a_question_typed_instead_of_choosing_leaves_the_flow(client: httpx.AsyncClient) -> None:
     start = await send(client, text="", action="consultant", language="pl")
     body = await send(

@@ -4,24 +4,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-import pytest
-
-from tickets.offices import WARSAW, easter_sunday, is_open, next_opening, polish_public_holidays
+from tickets.offices import WARSAW, is_open, next_opening, polish_public_holidays
 
 RONDO = {"mon": ["07:00", "18:00"], **{d: ["07:30", "15:30"] for d in ("tue", "wed", "thu", "fri")}}
-
-
-@pytest.mark.parametrize(
-    ("year", "easter"),
-    [
-        (2024, date(2024, 3, 31)),
-        (2025, date(2025, 4, 20)),
-        (2026, date(2026, 4, 5)),
-        (2027, date(2027, 3, 28)),
-    ],
-)
-def test_easter_sunday(year: int, easter: date) -> None:
-    assert easter_sunday(year) == easter
 
 
 def test_movable_and_fixed_holidays_of_2026() -> None:

@@ -54,9 +54,14 @@ async def record_message(
     author: MessageAuthor,
     text: str,
     kind: str | None = None,
+    actions: list[dict[str, str | None]] | None = None,
 ) -> ConversationMessage:
-    """Add one message to the transcript."""
+    """Add one message to the transcript (with the buttons that came with it, if any)."""
     (message,) = await record_messages(session, conversation, [(author, text, kind)])
+    if actions:
+        message.actions = actions
+        session.add(message)
+        await session.flush()
     return message
 
 

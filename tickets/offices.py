@@ -1,4 +1,5 @@
-"""The PID points' opening hours: open now or not, and when they open next.
+"""The PID points' opening hours: open now or not, when they open next, and SLA clocks that only run
+while a point is open.
 
 Polish public holidays count as closed.
 """
@@ -10,6 +11,7 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+import holidays
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,31 +22,10 @@ WARSAW = ZoneInfo("Europe/Warsaw")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-def easter_sunday(year: int) -> date:
-    """Gregorian Easter Sunday (the anonymous Gregorian algorithm)."""
-    a = year % 19
-    b, c = divmod(year, 100)
-    d, e = divmod(b, 4)
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = divmod(c, 4)
-    el = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * el) // 451
-    month, day = divmod(h + el - 7 * m + 114, 31)
-    return date(year, month, day + 1)
-
-
 @lru_cache(maxsize=32)
 def polish_public_holidays(year: int) -> frozenset[date]:
-    """Statutory days off in Poland (ustawa o dniach wolnych od pracy); 24 December since 2025."""
-    easter = easter_sunday(year)
-    fixed = [(1, 1), (1, 6), (5, 1), (5, 3), (8, 15), (11, 1), (11, 11), (12, 25), (12, 26)]
-    days = {date(year, month, day) for month, day in fixed}
-    days |= {easter, easter + timedelta(days=1), easter + timedelta(days=49), easter + timedelta(days=60)}
-    if year >= 2025:
-        days.add(date(year, 12, 24))
-    return frozenset(days)
+    """Statutory days off in Poland, from the maintained `holidays` calendar (24 December since 2025)."""
+    return frozenset(holidays.country_holidays("PL", years=year))
 
 
 def opening_window(hours: WeeklyHours, day: date) -> tuple[datetime, datetime] | None:
@@ -85,6 +66,46 @@ def next_opening(hours: WeeklyHours | None, after: datetime) -> datetime | None:
     return None
 
 
+# The office's usual working hours: the clock for the shared queue and for points whose hours are still
+# to be confirmed, so every ticket has a due time.
+STANDARD_HOURS: WeeklyHours = {day: ["07:30", "15:30"] for day in WEEKDAYS[:5]}
+
+
+def add_opening_hours(hours: WeeklyHours | None, start: datetime, amount: timedelta) -> datetime:
+    """The moment `amount` of opening time has passed since `start` (only open hours count)."""
+    hours = hours or STANDARD_HOURS
+    local = start.astimezone(WARSAW)
+    left = amount
+    day = local.date()
+    for _ in range(366):
+        window = opening_window(hours, day)
+        if window is not None:
+            opens, closes = window
+            begin = max(opens, local)
+            if begin < closes:
+                if begin + left <= closes:
+                    return begin + left
+                left -= closes - begin
+        day += timedelta(days=1)
+    raise ValueError("no opening hours within a year")
+
+
+def opening_time_between(hours: WeeklyHours | None, start: datetime, end: datetime) -> timedelta:
+    """How much opening time lies between two moments (for first-response times on the dashboard)."""
+    hours = hours or STANDARD_HOURS
+    total = timedelta()
+    begin, finish = start.astimezone(WARSAW), end.astimezone(WARSAW)
+    day = begin.date()
+    while day <= finish.date():
+        window = opening_window(hours, day)
+        if window is not None:
+            low, high = max(window[0], begin), min(window[1], finish)
+            if low < high:
+                total += high - low
+        day += timedelta(days=1)
+    return total
+
+
 @dataclass(frozen=True, slots=True)
 class OfficeDay:
     """An office as a person choosing it needs to see it: today's hours and when it next opens."""
@@ -97,6 +118,17 @@ class OfficeDay:
     next_opening: datetime | None
     confirmed: bool  # False: hours or the point itself still to be confirmed with INFO.OPT
     note: str | None
+
+
+# A town named without a street goes to its main point: Kraków's is the Foreigners' Department.
+TOWN_POINTS = {"KRAKOW": "KRK-RONDO"}
+
+
+def nearest_office(town: str | None) -> str | None:
+    """The PID code for a town entity (a PID code already, or a town such as KRAKOW); None if unknown."""
+    if not town:
+        return None
+    return TOWN_POINTS.get(town, town)
 
 
 class UnknownOffice(NotFound):

@@ -17,8 +17,9 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.replies import Action, ActionName
+from bot.replies import Action, ActionName, TicketInfo
 from bot.state import FlowState, PersonRef, PersonState
+from tickets.models import Conversation, Ticket
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,12 @@ class FlowContext:
     state: PersonState
     language: str
     now: datetime
+    conversation: Conversation | None = None  # the person's transcript (None for a client keeping none)
     entities: dict[str, str] = field(default_factory=dict)  # what the NLU found in the last message
+    # The topic the NLU made of the person's last question, if any (a ticket carries it).
+    topic_id: str | None = None
+    # Called with a ticket and what happened to it (created, person_wrote, ...) for the live queue.
+    on_ticket: Callable[[Ticket, str], None] | None = None
 
     @property
     def fields(self) -> dict[str, str]:
@@ -55,6 +61,7 @@ class Prompt:
 
     text: str
     actions: tuple[Action, ...] = ()
+    ticket: TicketInfo | None = None  # set when the flow created a ticket
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +91,9 @@ class Flow:
     def step(self, name: str) -> Step | None:
         return next((step for step in self.steps if step.name == name), None)
 
-    async def start(self, context: FlowContext) -> Outcome:
-        """Begin the flow for this person and ask its first unanswered question."""
-        context.state.flow = FlowState(self.name, self.steps[0].name, {})
+    async def start(self, context: FlowContext, fields: dict[str, str] | None = None) -> Outcome:
+        """Begin the flow for this person (with what is already known) and ask its first open question."""
+        context.state.flow = FlowState(self.name, self.steps[0].name, dict(fields or {}))
         return await self._next(context)
 
     async def handle(self, context: FlowContext, event: Event) -> Outcome | None:

@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     # Two people publish a knowledge-base answer: its author and another admin who approves it.
     # A single-admin installation switches this off; the editor then says nobody else reviewed it.
     kb_second_reviewer: bool = True
+    # Deliver the outbox (consultants' replies) from inside `infoopt serve`. Unset: yes when Redis is
+    # unset (one process does everything); with Redis, `infoopt worker` services do it.
+    outbox_in_process: bool | None = None
+
+    @property
+    def runs_outbox_in_process(self) -> bool:
+        return self.outbox_in_process if self.outbox_in_process is not None else not self.redis_url
 
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)

@@ -89,23 +89,45 @@
       }
       item.appendChild(meta);
     }
-    if ((reply.actions || []).length) {
-      const buttons = element("div", "buttons");
-      buttons.setAttribute("role", "group");
-      reply.actions.forEach(function (action) {
-        const node = element("button", action.action === "consultant" ? "" : "secondary", action.label);
-        node.type = "button";
-        node.dataset.action = action.action;
-        if (action.value) node.dataset.value = action.value;
-        node.addEventListener("click", function () {
-          submit({ action: action.action, value: action.value }, action.label);
-        });
-        buttons.appendChild(node);
-      });
-      item.appendChild(buttons);
+    if (reply.ticket) {
+      item.dataset.ticket = reply.ticket.number;
+      item.dataset.ticketStatus = reply.ticket.status;
     }
+    appendButtons(item, reply.actions);
     list.appendChild(item);
     scrollDown();
+  }
+
+  function appendButtons(item, actions) {
+    if (!(actions || []).length) return;
+    const buttons = element("div", "buttons");
+    buttons.setAttribute("role", "group");
+    actions.forEach(function (action) {
+      const node = element("button", action.action === "consultant" ? "" : "secondary", action.label);
+      node.type = "button";
+      node.dataset.action = action.action;
+      if (action.value) node.dataset.value = action.value;
+      node.addEventListener("click", function () {
+        submit({ action: action.action, value: action.value }, action.label);
+      });
+      buttons.appendChild(node);
+    });
+    item.appendChild(buttons);
+  }
+
+  // What the desk sent on its own: a consultant's reply, or a notice such as the rating request.
+  function deskMessage(message) {
+    const consultant = message.author === "consultant";
+    const item = element("li", consultant ? "bot consultant" : "bot notice");
+    item.dataset.kind = message.kind || "";
+    item.appendChild(element("div", "text", message.text));
+    if (consultant) item.setAttribute("aria-label", words().consultant + ": " + message.text);
+    appendButtons(item, message.actions);
+    list.appendChild(item);
+  }
+
+  function fromDesk(message) {
+    return message.author === "consultant" || message.kind === "ticket_notice";
   }
 
   async function submit(payload, shown) {
@@ -151,7 +173,8 @@
       if (!page) return;
       page.items.forEach(function (message) {
         if (message.author === "person") personBubble(message.text);
-        else list.appendChild(element("li", message.author === "consultant" ? "bot consultant" : "bot", message.text));
+        else if (fromDesk(message)) deskMessage(message);
+        else list.appendChild(element("li", "bot", message.text));
       });
       if (page.items.length) welcome.hidden = true;
       cursor = page.cursor;
@@ -165,10 +188,8 @@
       const page = await fetchMessages();
       if (!page) return;
       page.items.forEach(function (message) {
-        if (message.author !== "consultant") return;  // the chat showed these as they happened
-        const item = element("li", "bot consultant", message.text);
-        item.setAttribute("aria-label", words().consultant + ": " + message.text);
-        list.appendChild(item);
+        if (!fromDesk(message)) return;  // the chat showed the conversation's own turns as they happened
+        deskMessage(message);
         scrollDown();
       });
       cursor = page.cursor;

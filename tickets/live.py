@@ -1,0 +1,118 @@
+"""Ticket changes as they happen, across every app worker: Redis pub/sub behind the live queue.
+
+A change is announced only after its transaction commits, so a consultant's page never shows a
+ticket that was rolled back. The same bus wakes outbox workers the moment a reply is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from infoopt.core.db import after_commit
+from tickets.models import Ticket
+
+log = logging.getLogger(__name__)
+
+TICKETS_CHANNEL = "infoopt:tickets"
+OUTBOX_CHANNEL = "infoopt:outbox"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketChange:
+    ticket_id: int
+    number: str
+    office: str | None
+    status: str
+    kind: str  # created, claimed, replied, person_wrote, transferred, resolved, ...
+
+    @classmethod
+    def loads(cls, raw: str | bytes) -> TicketChange | None:
+        try:
+            data = json.loads(raw)
+            return cls(
+                int(data["ticket_id"]),
+                str(data["number"]),
+                data.get("office"),
+                str(data["status"]),
+                str(data["kind"]),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+class TicketFeed:
+    """Publishes ticket changes and outbox wake-ups; hands out subscriptions to them."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self.local_wakeups: list[Callable[[], None]] = []  # workers in this process, woken directly
+
+    def announce(self, session: AsyncSession, ticket: Ticket, kind: str, *, outbox: bool = False) -> None:
+        """After the transaction commits: tell every worker's live queue, and wake the outbox if asked."""
+        assert ticket.id is not None
+        change = TicketChange(ticket.id, ticket.number, ticket.office_code, ticket.status.value, kind)
+
+        async def publish() -> None:
+            await self.publish(change)
+            if outbox:
+                await self.wake_outbox()
+
+        after_commit(session, publish)
+
+    def wake_outbox_after_commit(self, session: AsyncSession) -> None:
+        after_commit(session, self.wake_outbox)
+
+    async def publish(self, change: TicketChange) -> None:
+        try:
+            await self.redis.publish(TICKETS_CHANNEL, json.dumps(asdict(change)))
+        except RedisError as error:  # the queue pages also refresh on a timer; nothing is lost
+            log.warning("tickets.feed_unavailable", extra={"error": str(error)})
+
+    async def wake_outbox(self) -> None:
+        for wake in self.local_wakeups:
+            wake()
+        try:
+            await self.redis.publish(OUTBOX_CHANNEL, "1")
+        except RedisError as error:  # workers poll as well
+            log.warning("outbox.wake_unavailable", extra={"error": str(error)})
+
+    async def changes(self) -> AsyncIterator[TicketChange | None]:
+        """Ticket changes as they come; None every 15 s of quiet (a heartbeat for the stream)."""
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(TICKETS_CHANNEL)
+        try:
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
+                if message is None:
+                    yield None
+                    continue
+                change = TicketChange.loads(message["data"])
+                if change is not None:
+                    yield change
+        finally:
+            await pubsub.unsubscribe(TICKETS_CHANNEL)
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def outbox_wakeups(self, wake: Callable[[], None]) -> None:
+        """Call `wake` whenever any process queues an outbox job (until cancelled)."""
+        while True:
+            try:
+                pubsub = self.redis.pubsub()
+                await pubsub.subscribe(OUTBOX_CHANNEL)
+                try:
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            wake()
+                finally:
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            except RedisError as error:
+                log.warning("outbox.wakeups_unavailable", extra={"error": str(error)})
+                await asyncio.sleep(5)
