@@ -582,11 +582,7 @@ class Conversation:
         await add_person_message(context.session, ticket, text, now=context.now)
         self._announcer(context.session)(ticket, "reopened" if reopened else "person_wrote")
         language = context.language
-        message = (
-            "Your request {number} is open again; a consultant will read your message."
-            if reopened
-            else "Added to your request {number}. A consultant will answer here."
-        )
+        message = TICKET_REOPENED if reopened else TICKET_MESSAGE_ADDED
         return replace(
             self._base(
                 ReplyKind.TICKET, language, "request_human", 1.0, say(language, message, number=ticket.number)
@@ -711,6 +707,8 @@ SMALLTALK_TEXTS = {
     "goodbye": N_("Goodbye! Write any time you have a question."),
     "thanks": N_("You are welcome. Can I help with anything else?"),
 }
+TICKET_REOPENED = N_("Your request {number} is open again; a consultant will read your message.")
+TICKET_MESSAGE_ADDED = N_("Added to your request {number}. A consultant will answer here.")
 CASE_STATUS_TEXT = N_(
     "The bot cannot check a specific case yet. The information points (PID) and the INFO.OPT line 12 210 20 20 tell you the state of your case; have your case number ready."
 )

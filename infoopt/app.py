@@ -29,6 +29,8 @@ from infoopt.core.web import STATIC_DIR
 from infoopt.services import Services
 from infoopt.staff import auth
 from knowledge_base import routes as kb_routes
+from tickets import dashboard as ticket_dashboard
+from tickets import pages as ticket_pages
 from tickets import routes as ticket_routes
 
 READINESS_TIMEOUT_SECONDS = 3.0
@@ -119,6 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(kb_routes.api)
     app.include_router(kb_routes.admin)
     app.include_router(ticket_routes.api)
+    app.include_router(ticket_pages.router)
+    app.include_router(ticket_dashboard.router)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

@@ -30,6 +30,7 @@ TEMPLATE_DIRS = [
     ROOT / "infoopt" / "core" / "templates",
     ROOT / "knowledge_base" / "templates",
     ROOT / "bot" / "templates",
+    ROOT / "tickets" / "templates",
 ]
 STAFF_DOMAIN = "staff"
 STAFF_DEFAULT_LANGUAGE = "en"

@@ -1,0 +1,342 @@
+"""The consultants' workspace pages: the live queue and the ticket (thread, reply, note, transfer, resolve).
+
+Server-rendered forms with the session's CSRF token. A rule that says no (someone else holds the
+ticket, an empty reply) re-renders the page with the reason and with what the consultant typed still
+in the box: nothing typed is ever lost.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from infoopt.core.clock import utcnow
+from infoopt.core.deps import SessionDep
+from infoopt.core.errors import DomainError
+from infoopt.core.web import staff_text, templates
+from infoopt.staff.auth import CurrentStaff, Staff, check_csrf
+from tickets import service
+from tickets.models import ACTIVE_STATUSES, TicketStatus
+from tickets.offices import WARSAW, active_offices
+from tickets.outbox import resend
+from tickets.routes import DeskDep, actor_of, sla_breached, ticket_detail
+from tickets.service import QueueFilter
+
+router = APIRouter(prefix="/staff", include_in_schema=False)
+
+FORM_TEXT = Annotated[str, Form(max_length=20_000)]
+STATUS_FILTERS = {
+    "active": ACTIVE_STATUSES,
+    "new": (TicketStatus.NEW,),
+    "open": (TicketStatus.OPEN,),
+    "waiting": (TicketStatus.WAITING,),
+    "resolved": (TicketStatus.RESOLVED,),
+    "closed": (TicketStatus.CLOSED,),
+}
+
+
+def _local(moment: datetime | None) -> str:
+    return moment.astimezone(WARSAW).strftime("%d.%m %H:%M") if moment else "—"
+
+
+def _due_words(request: Request, due: datetime | None, now: datetime) -> str:
+    """How urgent, in words (never by colour alone): "in 3 h 10 min" or "overdue by 25 min"."""
+    if due is None:
+        return "—"
+    minutes = int((due - now).total_seconds() // 60)
+    span = abs(minutes)
+    amount = f"{span // 60} h {span % 60} min" if span >= 60 else f"{span} min"
+    if minutes < 0:
+        return staff_text(request, "overdue by {amount}", amount=amount)
+    return staff_text(request, "in {amount}", amount=amount)
+
+
+def _queue_filter(status: str, office: str, assignee: str) -> QueueFilter:
+    return QueueFilter(
+        statuses=STATUS_FILTERS.get(status, ACTIVE_STATUSES),
+        office=office or None,
+        assignee=assignee or None,
+    )
+
+
+async def _queue_context(
+    request: Request, staff: Staff, session: Any, status: str, office: str, assignee: str
+) -> dict[str, Any]:
+    now = utcnow()
+    rows = await service.list_tickets(session, actor_of(staff), _queue_filter(status, office, assignee))
+    return {
+        "staff": staff,
+        "rows": [
+            {
+                "ticket": row.ticket,
+                "assignee": row.assignee,
+                "due": _due_words(request, row.ticket.sla_due_at, now),
+                "breached": sla_breached(row.ticket, now),
+                "created": _local(row.ticket.created_at),
+                "mine": row.ticket.assignee_id == staff.user.id,
+            }
+            for row in rows
+        ],
+        "filters": {"status": status, "office": office, "assignee": assignee},
+        "offices": await active_offices(session),
+        "statuses": list(STATUS_FILTERS),
+    }
+
+
+@router.get("/tickets", response_class=HTMLResponse)
+async def queue(
+    request: Request,
+    staff: CurrentStaff,
+    session: SessionDep,
+    status: Annotated[str, Query(max_length=16)] = "active",
+    office: Annotated[str, Query(max_length=32)] = "",
+    assignee: Annotated[str, Query(max_length=64)] = "",
+    empty: Annotated[str, Query(max_length=1)] = "",
+) -> Response:
+    """The queue: the tickets you may see, the most urgent first, updating live."""
+    context = await _queue_context(request, staff, session, status, office, assignee)
+    context["empty"] = bool(empty)
+    return templates.TemplateResponse(request, "queue.html", context)
+
+
+@router.get("/tickets/rows", response_class=HTMLResponse)
+async def queue_rows(
+    request: Request,
+    staff: CurrentStaff,
+    session: SessionDep,
+    status: Annotated[str, Query(max_length=16)] = "active",
+    office: Annotated[str, Query(max_length=32)] = "",
+    assignee: Annotated[str, Query(max_length=64)] = "",
+) -> Response:
+    """The queue's table body alone, for the page to refresh itself when a ticket changes."""
+    context = await _queue_context(request, staff, session, status, office, assignee)
+    return templates.TemplateResponse(request, "queue_rows.html", context)
+
+
+@router.post("/tickets/next")
+async def take_next(
+    staff: CurrentStaff,
+    session: SessionDep,
+    desk: DeskDep,
+    csrf_token: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Claim the most urgent unclaimed ticket and open it."""
+    check_csrf(staff, csrf_token)
+    try:
+        ticket = await service.take_next(session, actor_of(staff))
+    except service.NothingToTake:
+        return RedirectResponse("/staff/tickets?empty=1", status_code=303)
+    desk.feed.announce(session, ticket, "claimed")
+    return RedirectResponse(f"/staff/tickets/{ticket.id}", status_code=303)
+
+
+async def _ticket_page(
+    request: Request,
+    staff: Staff,
+    session: Any,
+    desk: DeskDep,
+    ticket_id: int,
+    *,
+    error: str | None = None,
+    typed: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    now = utcnow()
+    actor = actor_of(staff)
+    detail = await ticket_detail(session, actor, ticket_id, now)
+    suggestions = await desk.suggest(detail.description, detail.language)
+    offices = [office for office in await active_offices(session) if office.code != detail.office]
+    return templates.TemplateResponse(
+        request,
+        "ticket.html",
+        {
+            "staff": staff,
+            "ticket": detail,
+            "holder": detail.assignee == staff.username,
+            "active": detail.status in ACTIVE_STATUSES,
+            "due": _due_words(request, detail.sla_due_at, now),
+            "local": _local,
+            "suggestions": suggestions,
+            "offices": offices,
+            "error": error,
+            "typed": typed or {},
+            "sent": request.query_params.get("sent", ""),
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
+async def ticket_page(
+    ticket_id: int, request: Request, staff: CurrentStaff, session: SessionDep, desk: DeskDep
+) -> Response:
+    """One ticket: what the person asked, the bot conversation, the thread, and what to do next."""
+    try:
+        return await _ticket_page(request, staff, session, desk, ticket_id)
+    except (service.UnknownTicket, service.OtherOffice) as error:
+        return templates.TemplateResponse(
+            request,
+            "ticket_problem.html",
+            {"staff": staff, "problem": str(error)},
+            status_code=error.status_code,
+        )
+
+
+@router.get("/tickets/{ticket_id}/thread", response_class=HTMLResponse)
+async def ticket_thread(
+    ticket_id: int, request: Request, staff: CurrentStaff, session: SessionDep
+) -> Response:
+    """The thread alone, for the page to refresh it when the person writes or a delivery changes."""
+    detail = await ticket_detail(session, actor_of(staff), ticket_id, utcnow())
+    return templates.TemplateResponse(
+        request, "ticket_thread.html", {"staff": staff, "ticket": detail, "local": _local}
+    )
+
+
+async def _act(
+    request: Request,
+    staff: Staff,
+    session: Any,
+    desk: DeskDep,
+    ticket_id: int,
+    csrf_token: str,
+    work: Any,
+    typed: dict[str, str],
+) -> Response:
+    """Run one action; on a rule saying no, the page again with the reason and the typed text kept."""
+    check_csrf(staff, csrf_token)
+    try:
+        async with session.begin_nested():
+            target = await work()
+    except DomainError as error:
+        return await _ticket_page(
+            request,
+            staff,
+            session,
+            desk,
+            ticket_id,
+            error=str(error),
+            typed=typed,
+            status_code=error.status_code,
+        )
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/tickets/{ticket_id}/claim")
+async def claim(
+    ticket_id: int,
+    request: Request,
+    staff: CurrentStaff,
+    session: SessionDep,
+    desk: DeskDep,
+    csrf_token: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    async def work() -> str:
+        ticket = await service.claim_ticket(session, actor_of(staff), ticket_id)
+        desk.feed.announce(session, ticket, "claimed")
+        return f"/staff/tickets/{ticket_id}"
+
+    return await _act(request, staff, session, desk, ticket_id, csrf_token, work, {})
+
+
+@router.post("/tickets/{ticket_id}/reply")
+async def reply(
+    ticket_id: int,
+    request: Request,
+    staff: CurrentStaff,
+    session: SessionDep,
+    desk: DeskDep,
+    text: FORM_TEXT = "",
+    csrf_token: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    async def work() -> str:
+        actor = actor_of(staff)
+        ticket = await service.get_ticket(session, actor, ticket_id)
+        recipient = await service.recipient_of(session, ticket)
+        message = await service.reply_to_person(session, actor, ticket_id, text, recipient=recipient)
+        desk.feed.announce(session, ticket, "replied", outbox=True)
+        return f"/staff/tickets/{ticket_id}?sent={message.id}"
+
+    return await _act(request, staff, session, desk, ticket_id, csrf_token, work, {"reply": text})
+
+
+@router.post("/tickets/{ticket_id}/note")
+async def note(
+    ticket_id: int,
+    request: Request,
+    staff: CurrentStaff,
+    session: SessionDep,
+    desk: DeskDep,
+    text: FORM_TEXT = "",
+    csrf_token: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    async def work() -> str:
+        await service.add_note(session, actor_of(staff), ticket_id, text)
+        desk.feed.announce(session, await service.get_ticket(session, actor_of(staff), ticket_id), "noted")
+        return f"/staff/tickets/{ticket_id}"
+
+    return await _act(request, staff, session, desk, ticket_id, csrf_token, work, {"note": text})
+
+
+@router.post("/tickets/{ticket_id}/transfer")
+async def transfer(
+    ticket_id: int,
+    request: Request,
+    staff: CurrentStaff,
+    session: SessionDep,
+    desk: DeskDep,
+    office: Annotated[str, Form(max_length=32)] = "",
+    reason: FORM_TEXT = "",
+    csrf_token: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    async def work() -> str:
+        ticket = await service.transfer_ticket(session, actor_of(staff), ticket_id, office, reason)
+        desk.feed.announce(session, ticket, "transferred")
+        return "/staff/tickets"
+
+    return await _act(request, staff, session, desk, ticket_id, csrf_token, work, {"reason": reason})
+
+
+@router.post("/tickets/{ticket_id}/resolve")
+async def resolve(
+    ticket_id: int,
+    request: Request,
+    staff: CurrentStaff,
+    session: SessionDep,
+    desk: DeskDep,
+    csrf_token: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    async def work() -> str:
+        actor = actor_of(staff)
+        ticket = await service.get_ticket(session, actor, ticket_id)
+        recipient = await service.recipient_of(session, ticket)
+        notice = desk.resolved_notice(ticket.language, ticket.number)
+        ticket = await service.resolve_ticket(session, actor, ticket_id, recipient=recipient, notice=notice)
+        desk.feed.announce(session, ticket, "resolved", outbox=True)
+        return "/staff/tickets"
+
+    return await _act(request, staff, session, desk, ticket_id, csrf_token, work, {})
+
+
+@router.post("/tickets/{ticket_id}/messages/{message_id}/resend")
+async def resend_message(
+    ticket_id: int,
+    message_id: int,
+    request: Request,
+    staff: CurrentStaff,
+    session: SessionDep,
+    desk: DeskDep,
+    csrf_token: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    async def work() -> str:
+        ticket = await service.get_ticket(session, actor_of(staff), ticket_id)
+        if message_id not in {m.id for m in await service.thread(session, ticket)}:
+            raise service.UnknownTicket(f"ticket {ticket.number} has no message {message_id}")
+        await resend(session, message_id)
+        desk.feed.announce(session, ticket, "resent", outbox=True)
+        return f"/staff/tickets/{ticket_id}"
+
+    return await _act(request, staff, session, desk, ticket_id, csrf_token, work, {})
