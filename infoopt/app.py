@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(kb_routes.admin)
     app.include_router(ticket_routes.api)
     app.include_router(ticket_pages.router)
+    app.include_router(ticket_pages.admin)
     app.include_router(ticket_dashboard.router)
 
     @app.get("/healthz", tags=["operations"])

@@ -139,7 +139,8 @@ if [ $# -eq 0 ]; then
         -d "{\"username\": \"schemathesis\", \"password\": \"$password\"}" | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
     status=0
     .venv/bin/schemathesis run "http://127.0.0.1:$api_port/openapi.json" --checks all \
-        --max-examples 60 --seed 20261202 -H "Authorization: Bearer $token" --no-color || status=$?
+        --max-examples 60 --seed 20261202 -H "Authorization: Bearer $token" --no-color \
+        --exclude-path /api/v1/tickets/events || status=$?  # an endless event stream; tested in pytest
     kill $api_pid; wait $api_pid 2>/dev/null || true
     [ $status -eq 0 ] || fail "schemathesis found problems in the API (above)"
 fi

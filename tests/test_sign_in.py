@@ -141,7 +141,8 @@ async def test_a_consultant_lands_on_a_page_they_can_use(
 ) -> None:
     async with _client(app) as http:
         signed_in = await _form_sign_in(http, "kasia.konsultant", staff_accounts["kasia.konsultant"])
-        assert signed_in.headers["location"] == "/admin/kb-search"
+        assert signed_in.headers["location"] == "/staff/tickets"
+        assert (await http.get("/staff/tickets")).status_code == 200
         refused = await http.get("/admin/kb")
     assert refused.status_code == 403
     assert refused.headers["content-type"].startswith("text/html"), "a page, not raw JSON"

@@ -6,6 +6,7 @@ Polish public holidays count as closed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -15,7 +16,9 @@ import holidays
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from infoopt.core.errors import NotFound
+from infoopt.core.clock import utcnow
+from infoopt.core.errors import DomainError, NotFound
+from infoopt.staff.audit import record_audit
 from tickets.models import PidOffice, WeeklyHours
 
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -145,6 +148,10 @@ async def get_office(session: AsyncSession, code: str) -> PidOffice:
     return office
 
 
+async def all_offices(session: AsyncSession) -> list[PidOffice]:
+    return list((await session.exec(select(PidOffice))).all())
+
+
 async def active_offices(session: AsyncSession) -> list[PidOffice]:
     """The PID points people can choose, confirmed ones first, then by town and code."""
     offices = (await session.exec(select(PidOffice).where(col(PidOffice.active).is_(True)))).all()
@@ -165,3 +172,84 @@ def office_day(office: PidOffice, now: datetime) -> OfficeDay:
         confirmed=bool(office.hours) and office.note is None,
         note=office.note,
     )
+
+
+class InvalidOfficeSettings(DomainError):
+    status_code = 422
+    code = "invalid_office_settings"
+
+
+_CLOCK = re.compile(r"\d{1,2}:\d{2}")
+
+
+def parse_hours(spans: dict[str, tuple[str, str]]) -> WeeklyHours:
+    """Weekday -> (opens, closes) as typed ("7:30", "15:30"); an empty pair is a closed day."""
+    hours: WeeklyHours = {}
+    for day in WEEKDAYS:
+        opens, closes = (value.strip() for value in spans.get(day, ("", "")))
+        if not opens and not closes:
+            continue
+        try:
+            if not (_CLOCK.fullmatch(opens) and _CLOCK.fullmatch(closes)):
+                raise ValueError(f"{opens!r}-{closes!r}")
+            start, end = time.fromisoformat(opens.zfill(5)), time.fromisoformat(closes.zfill(5))
+        except ValueError as error:
+            raise InvalidOfficeSettings(f"{day}: write the hours as HH:MM, e.g. 7:30 and 15:30") from error
+        if start >= end:
+            raise InvalidOfficeSettings(f"{day}: the point must open before it closes")
+        hours[day] = [start.strftime("%H:%M"), end.strftime("%H:%M")]
+    return hours
+
+
+async def update_office(
+    session: AsyncSession,
+    code: str,
+    *,
+    actor: str,
+    hours: WeeklyHours | None,
+    sla_hours: int,
+    ticket_prefix: str,
+    note: str | None,
+    active: bool,
+) -> PidOffice:
+    """An admin's change to a point's hours, SLA, ticket prefix, note or availability; audited."""
+    office = await get_office(session, code)
+    if not 1 <= sla_hours <= 200:
+        raise InvalidOfficeSettings("the SLA is between 1 and 200 opening hours")
+    prefix = ticket_prefix.strip().upper()
+    if not (2 <= len(prefix) <= 8 and prefix.isalnum() and prefix.isascii()):
+        raise InvalidOfficeSettings("the ticket prefix is 2 to 8 letters or digits, e.g. TAR")
+    if hours is not None and not hours:
+        raise InvalidOfficeSettings("give at least one open day, or mark the hours as still to be confirmed")
+    before = {
+        "hours": office.hours,
+        "sla_hours": office.sla_hours,
+        "ticket_prefix": office.ticket_prefix,
+        "note": office.note,
+        "active": office.active,
+    }
+    office.hours, office.sla_hours, office.ticket_prefix = hours, sla_hours, prefix
+    office.note = (note or "").strip()[:500] or None
+    office.active = active
+    office.updated_at = utcnow()
+    session.add(office)
+    after = {
+        "hours": office.hours,
+        "sla_hours": office.sla_hours,
+        "ticket_prefix": office.ticket_prefix,
+        "note": office.note,
+        "active": office.active,
+    }
+    changed: dict[str, object] = {
+        key: {"from": before[key], "to": after[key]} for key in after if before[key] != after[key]
+    }
+    await record_audit(
+        session,
+        actor=actor,
+        action="office_updated",
+        object_type="pid_office",
+        object_id=code,
+        details=changed,
+    )
+    await session.flush()
+    return office

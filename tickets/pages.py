@@ -17,10 +17,19 @@ from infoopt.core.clock import utcnow
 from infoopt.core.deps import SessionDep
 from infoopt.core.errors import DomainError
 from infoopt.core.web import staff_text, templates
-from infoopt.staff.auth import CurrentStaff, Staff, check_csrf
+from infoopt.staff.auth import CurrentAdmin, CurrentStaff, Staff, check_csrf
 from tickets import service
-from tickets.models import ACTIVE_STATUSES, TicketStatus
-from tickets.offices import WARSAW, active_offices
+from tickets.models import ACTIVE_STATUSES, PidOffice, TicketStatus
+from tickets.offices import (
+    WARSAW,
+    WEEKDAYS,
+    InvalidOfficeSettings,
+    active_offices,
+    all_offices,
+    get_office,
+    parse_hours,
+    update_office,
+)
 from tickets.outbox import resend
 from tickets.routes import DeskDep, actor_of, sla_breached, ticket_detail
 from tickets.service import QueueFilter
@@ -169,7 +178,7 @@ async def _ticket_page(
     )
 
 
-@router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
+@router.get("/tickets/{ticket_id:int}", response_class=HTMLResponse)
 async def ticket_page(
     ticket_id: int, request: Request, staff: CurrentStaff, session: SessionDep, desk: DeskDep
 ) -> Response:
@@ -185,7 +194,7 @@ async def ticket_page(
         )
 
 
-@router.get("/tickets/{ticket_id}/thread", response_class=HTMLResponse)
+@router.get("/tickets/{ticket_id:int}/thread", response_class=HTMLResponse)
 async def ticket_thread(
     ticket_id: int, request: Request, staff: CurrentStaff, session: SessionDep
 ) -> Response:
@@ -225,7 +234,7 @@ async def _act(
     return RedirectResponse(target, status_code=303)
 
 
-@router.post("/tickets/{ticket_id}/claim")
+@router.post("/tickets/{ticket_id:int}/claim")
 async def claim(
     ticket_id: int,
     request: Request,
@@ -242,7 +251,7 @@ async def claim(
     return await _act(request, staff, session, desk, ticket_id, csrf_token, work, {})
 
 
-@router.post("/tickets/{ticket_id}/reply")
+@router.post("/tickets/{ticket_id:int}/reply")
 async def reply(
     ticket_id: int,
     request: Request,
@@ -263,7 +272,7 @@ async def reply(
     return await _act(request, staff, session, desk, ticket_id, csrf_token, work, {"reply": text})
 
 
-@router.post("/tickets/{ticket_id}/note")
+@router.post("/tickets/{ticket_id:int}/note")
 async def note(
     ticket_id: int,
     request: Request,
@@ -281,7 +290,7 @@ async def note(
     return await _act(request, staff, session, desk, ticket_id, csrf_token, work, {"note": text})
 
 
-@router.post("/tickets/{ticket_id}/transfer")
+@router.post("/tickets/{ticket_id:int}/transfer")
 async def transfer(
     ticket_id: int,
     request: Request,
@@ -300,7 +309,7 @@ async def transfer(
     return await _act(request, staff, session, desk, ticket_id, csrf_token, work, {"reason": reason})
 
 
-@router.post("/tickets/{ticket_id}/resolve")
+@router.post("/tickets/{ticket_id:int}/resolve")
 async def resolve(
     ticket_id: int,
     request: Request,
@@ -321,7 +330,7 @@ async def resolve(
     return await _act(request, staff, session, desk, ticket_id, csrf_token, work, {})
 
 
-@router.post("/tickets/{ticket_id}/messages/{message_id}/resend")
+@router.post("/tickets/{ticket_id:int}/messages/{message_id:int}/resend")
 async def resend_message(
     ticket_id: int,
     message_id: int,
@@ -340,3 +349,81 @@ async def resend_message(
         return f"/staff/tickets/{ticket_id}"
 
     return await _act(request, staff, session, desk, ticket_id, csrf_token, work, {})
+
+
+# --- admins: the PID points' hours and SLA ----------------------------------------------------------
+
+admin = APIRouter(prefix="/admin", include_in_schema=False)
+
+
+def _office_form(office: PidOffice) -> dict[str, Any]:
+    hours = office.hours or {}
+    return {
+        "hours": {day: hours.get(day, ["", ""]) for day in WEEKDAYS},
+        "unconfirmed": office.hours is None,
+        "sla_hours": office.sla_hours,
+        "ticket_prefix": office.ticket_prefix,
+        "note": office.note or "",
+        "active": office.active,
+    }
+
+
+@admin.get("/offices", response_class=HTMLResponse)
+async def offices_page(request: Request, staff: CurrentAdmin, session: SessionDep) -> Response:
+    """The PID points with their hours, SLA and ticket prefixes."""
+    offices = sorted(await all_offices(session), key=lambda office: office.code)
+    return templates.TemplateResponse(request, "offices.html", {"staff": staff, "offices": offices})
+
+
+@admin.get("/offices/{code}", response_class=HTMLResponse)
+async def office_form(code: str, request: Request, staff: CurrentAdmin, session: SessionDep) -> Response:
+    office = await get_office(session, code)
+    return templates.TemplateResponse(
+        request,
+        "office_edit.html",
+        {"staff": staff, "office": office, "form": _office_form(office), "weekdays": WEEKDAYS},
+    )
+
+
+@admin.post("/offices/{code}", response_class=HTMLResponse)
+async def office_save(code: str, request: Request, staff: CurrentAdmin, session: SessionDep) -> Response:
+    """Save a point's settings; a mistake shows the form again with what was typed and the reason."""
+    form = await request.form()
+    check_csrf(staff, str(form.get("csrf_token", "")))
+    office = await get_office(session, code)
+    spans = {
+        day: (str(form.get(f"{day}_opens", ""))[:5], str(form.get(f"{day}_closes", ""))[:5])
+        for day in WEEKDAYS
+    }
+    unconfirmed = form.get("unconfirmed") == "on"
+    typed = {
+        "hours": {day: list(spans[day]) for day in WEEKDAYS},
+        "unconfirmed": unconfirmed,
+        "sla_hours": str(form.get("sla_hours", ""))[:5],
+        "ticket_prefix": str(form.get("ticket_prefix", ""))[:8],
+        "note": str(form.get("note", ""))[:500],
+        "active": form.get("active") == "on",
+    }
+    try:
+        async with session.begin_nested():
+            sla = str(typed["sla_hours"]).strip()
+            if not sla.isdigit():
+                raise InvalidOfficeSettings("the SLA is a whole number of opening hours, e.g. 8")
+            await update_office(
+                session,
+                code,
+                actor=staff.username,
+                hours=None if unconfirmed else parse_hours(spans),
+                sla_hours=int(sla),
+                ticket_prefix=str(typed["ticket_prefix"]),
+                note=str(typed["note"]),
+                active=bool(typed["active"]),
+            )
+    except InvalidOfficeSettings as error:
+        return templates.TemplateResponse(
+            request,
+            "office_edit.html",
+            {"staff": staff, "office": office, "form": typed, "weekdays": WEEKDAYS, "error": str(error)},
+            status_code=422,
+        )
+    return RedirectResponse("/admin/offices?saved=" + code, status_code=303)

@@ -285,13 +285,13 @@ async def take_next(
     return await ticket_detail(session, actor, ticket.id, utcnow())
 
 
-@api.get("/{ticket_id}", response_model=TicketDetailOut, responses=ERRORS)
+@api.get("/{ticket_id:int}", response_model=TicketDetailOut, responses=ERRORS)
 async def get_ticket(ticket_id: TicketId, staff: CurrentStaff, session: SessionDep) -> TicketDetailOut:
     """One ticket with its messages (delivery status included), the bot transcript and its history."""
     return await ticket_detail(session, actor_of(staff), ticket_id, utcnow())
 
 
-@api.post("/{ticket_id}/claim", response_model=TicketOut, responses=STATE_ERRORS)
+@api.post("/{ticket_id:int}/claim", response_model=TicketOut, responses=STATE_ERRORS)
 async def claim(
     ticket_id: TicketId, staff: CurrentStaff, request: Request, session: SessionDep, services: DeskDep
 ) -> TicketOut:
@@ -303,7 +303,7 @@ async def claim(
 
 
 @api.post(
-    "/{ticket_id}/reply",
+    "/{ticket_id:int}/reply",
     response_model=ThreadMessageOut,
     responses={**STATE_ERRORS, 422: {"description": "empty or too long"}},
 )
@@ -326,7 +326,7 @@ async def reply(
 
 
 @api.post(
-    "/{ticket_id}/note",
+    "/{ticket_id:int}/note",
     response_model=ThreadMessageOut,
     responses={**ERRORS, 422: {"description": "empty or too long"}},
 )
@@ -347,7 +347,7 @@ async def note(
 
 
 @api.post(
-    "/{ticket_id}/transfer",
+    "/{ticket_id:int}/transfer",
     response_model=TicketOut,
     responses={**STATE_ERRORS, 404: {"description": "no such ticket or PID point"}},
 )
@@ -366,7 +366,7 @@ async def transfer(
     return ticket_out(ticket, None, utcnow())
 
 
-@api.post("/{ticket_id}/resolve", response_model=TicketOut, responses=STATE_ERRORS)
+@api.post("/{ticket_id:int}/resolve", response_model=TicketOut, responses=STATE_ERRORS)
 async def resolve(
     ticket_id: TicketId, staff: CurrentStaff, request: Request, session: SessionDep, services: DeskDep
 ) -> TicketOut:
@@ -388,7 +388,7 @@ async def resolve(
 
 
 @api.post(
-    "/{ticket_id}/messages/{message_id}/resend",
+    "/{ticket_id:int}/messages/{message_id:int}/resend",
     response_model=TicketOut,
     responses=STATE_ERRORS,
 )
@@ -411,7 +411,7 @@ async def resend_message(
     return ticket_out(ticket, None, utcnow())
 
 
-@api.get("/{ticket_id}/suggestions", response_model=list[Suggestion], responses=ERRORS)
+@api.get("/{ticket_id:int}/suggestions", response_model=list[Suggestion], responses=ERRORS)
 async def suggestions(
     ticket_id: TicketId, staff: CurrentStaff, session: SessionDep, services: DeskDep
 ) -> list[Suggestion]:

@@ -156,8 +156,8 @@ async def login_form(request: Request) -> Response:
 
 
 def landing_page(role: Role) -> str:
-    """Where each role starts: admins in the editor, everyone else in the answer search."""
-    return "/admin/kb" if role is Role.ADMIN else "/admin/kb-search"
+    """Where each role starts: admins in the editor, consultants and supervisors in the ticket queue."""
+    return "/admin/kb" if role is Role.ADMIN else "/staff/tickets"
 
 
 def _safe_next(target: str) -> str:
