@@ -174,6 +174,15 @@ class Conversation:
             return state.language
         return detection.language
 
+    async def _confident_topic(self, text: str) -> str | None:
+        """The topic the NLU would answer this text with outright, or None."""
+        try:
+            result = await self.nlu.parse(text)
+        except NluUnavailable:
+            return None
+        decision = decide(result, self.policy)
+        return decision.topics[0].topic_id if decision.kind is ReplyKind.ANSWER else None
+
     def _announcer(self, session: AsyncSession) -> Callable[[Ticket, str], None]:
         def announce(ticket: Ticket, kind: str) -> None:
             if self.feed is not None:
@@ -199,6 +208,7 @@ class Conversation:
             conversation=conversation,
             topic_id=state.last_topic,
             on_ticket=self._announcer(session),
+            classify=self._confident_topic,
         )
         if event.action is not None:
             return await self._action(context, event)

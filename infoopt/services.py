@@ -156,7 +156,7 @@ class Services:
 
     def outbox_worker(self) -> OutboxWorker:
         """A worker draining the outbox over this process's database and channels."""
-        worker = OutboxWorker(lambda: self.sessions, self.deliverers)
+        worker = OutboxWorker(lambda: self.sessions, self.deliverers, settled=self.feed.job_settled)
         self.feed.local_wakeups.append(worker.wake)
         return worker
 

@@ -219,9 +219,9 @@ def live_server(settings: Settings, synced_kb: None) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    # Like `infoopt serve` on one machine: the outbox worker runs inside, so replies reach the chat.
+    served = create_app(settings.model_copy(update={"outbox_in_process": True}))
+    server = uvicorn.Server(uvicorn.Config(served, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

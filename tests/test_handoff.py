@@ -198,3 +198,15 @@ async def test_bad_ticket_actions_get_a_clear_404(client: httpx.AsyncClient, act
     )
     assert response.status_code == 404
     assert response.json()["error"] == "unknown_value"
+
+
+async def test_a_ticket_described_in_words_carries_the_topic_the_nlu_finds(
+    client: httpx.AsyncClient, app_db: async_sessionmaker[AsyncSession]
+) -> None:
+    start = await send(client, text="chcę rozmawiać z człowiekiem", language="pl")
+    session_id = start["session_id"]
+    await send(client, session_id=session_id, action="choose_office", value="KRK-RONDO")
+    await send(client, session_id=session_id, text="ile kosztuje karta pobytu i na jakie konto zapłacić")
+    done = await send(client, session_id=session_id, action="consent", value="yes")
+    ticket = await ticket_by_number(app_db, str(done["ticket"]["number"]))  # type: ignore[index]
+    assert ticket.topic_id == "fees"

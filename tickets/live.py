@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.core.db import after_commit
-from tickets.models import Ticket
+from tickets.models import OutboxJob, Ticket, TicketMessage
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,14 @@ class TicketFeed:
 
         after_commit(session, publish)
 
-    def wake_outbox_after_commit(self, session: AsyncSession) -> None:
-        after_commit(session, self.wake_outbox)
+    async def job_settled(self, session: AsyncSession, job: OutboxJob) -> None:
+        """An outbox job's delivery changed: the ticket it belongs to shows the new status live."""
+        if job.ticket_message_id is None:
+            return
+        message = await session.get(TicketMessage, job.ticket_message_id)
+        ticket = await session.get(Ticket, message.ticket_id) if message else None
+        if ticket is not None:
+            self.announce(session, ticket, "delivery")
 
     async def publish(self, change: TicketChange) -> None:
         try:

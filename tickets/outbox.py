@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -187,12 +187,16 @@ class DrainReport:
         return self.sent + self.retried + self.failed
 
 
+Settled = Callable[[AsyncSession, OutboxJob], Awaitable[None]]
+
+
 async def drain(
     sessions: async_sessionmaker[AsyncSession],
     deliverers: Mapping[Channel, Deliverer],
     *,
     batch: int = 50,
     now: Callable[[], datetime] = utcnow,
+    settled: Settled | None = None,
 ) -> DrainReport:
     """Deliver what is due now, one job per transaction; safe to run in several workers at once."""
     transactional = {channel for channel, deliverer in deliverers.items() if deliverer.transactional}
@@ -214,7 +218,7 @@ async def drain(
     counts = {OutboxStatus.SENT: 0, OutboxStatus.PENDING: 0, OutboxStatus.FAILED: 0}
     for job_id in due:
         assert job_id is not None
-        status = await _deliver_one(sessions, deliverers, job_id, now)
+        status = await _deliver_one(sessions, deliverers, job_id, now, settled)
         if status in counts:
             counts[status] += 1
     return DrainReport(
@@ -230,6 +234,7 @@ async def _deliver_one(
     deliverers: Mapping[Channel, Deliverer],
     job_id: int,
     now: Callable[[], datetime],
+    settled: Settled | None = None,
 ) -> OutboxStatus | None:
     """Claim one job and deliver it; None when another worker got it first."""
     async with db.transaction(sessions) as session:
@@ -251,7 +256,10 @@ async def _deliver_one(
                 error = None
             except DeliveryFailed as failure:
                 error = failure
-            return await _settle(session, job, error, now())
+            status = await _settle(session, job, error, now())
+            if settled:
+                await settled(session, job)
+            return status
     # A network channel: the lease is committed; send outside any transaction, then record the outcome.
     try:
         async with sessions() as reading:
@@ -266,7 +274,10 @@ async def _deliver_one(
         fresh = await session.get(OutboxJob, job_id, populate_existing=True)
         if fresh is None or fresh.status is not OutboxStatus.SENDING:
             return None  # the lease expired and the job was re-marked meanwhile
-        return await _settle(session, fresh, error, now())
+        status = await _settle(session, fresh, error, now())
+        if settled:
+            await settled(session, fresh)
+        return status
 
 
 class OutboxWorker:
@@ -278,9 +289,11 @@ class OutboxWorker:
         deliverers: Mapping[Channel, Deliverer],
         *,
         poll_seconds: float = 2.0,
+        settled: Settled | None = None,
     ) -> None:
         self._sessions = sessions  # looked up each round: tests swap in a rolled-back transaction
         self.deliverers = deliverers
+        self.settled = settled  # told of every outcome (the live thread shows delivery status)
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
 
@@ -295,7 +308,7 @@ class OutboxWorker:
         try:
             while True:
                 try:
-                    report = await drain(self._sessions(), self.deliverers)
+                    report = await drain(self._sessions(), self.deliverers, settled=self.settled)
                     if report.handled or report.recovered:
                         log.info(
                             "outbox.drained",

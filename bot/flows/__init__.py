@@ -48,6 +48,8 @@ class FlowContext:
     topic_id: str | None = None
     # Called with a ticket and what happened to it (created, person_wrote, ...) for the live queue.
     on_ticket: Callable[[Ticket, str], None] | None = None
+    # The topic the NLU is confident a text is about, if any (for a ticket described in words).
+    classify: Callable[[str], Awaitable[str | None]] | None = None
 
     @property
     def fields(self) -> dict[str, str]:

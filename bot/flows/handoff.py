@@ -172,6 +172,10 @@ def expectation(ticket: Ticket, office: OfficeDay | None, now: datetime, languag
     )
 
 
+async def _topic_of(context: FlowContext, description: str) -> str | None:
+    return await context.classify(description) if context.classify else None
+
+
 async def _routed(context: FlowContext) -> str | None:
     """No choice made: the nearest point to the town the person named, else the shared queue."""
     code = nearest_office(context.fields.get("town"))
@@ -211,7 +215,7 @@ async def _finish(context: FlowContext) -> Prompt:
         language=language,
         office_code=office_code,
         description=context.fields["description"],
-        topic_id=context.fields.get("topic") or None,
+        topic_id=context.fields.get("topic") or await _topic_of(context, context.fields["description"]),
         now=context.now,
     )
     if context.on_ticket:

@@ -100,7 +100,14 @@
 
   if ((rows || thread) && "EventSource" in window) {
     const events = new EventSource("/api/v1/tickets/events");
-    events.onopen = function () { if (liveState) liveState.textContent = texts.live || ""; };
+    let connected = false;
+    events.onopen = function () {
+      if (liveState) liveState.textContent = texts.live || "";
+      // Whatever changed while the page loaded or the stream was down: catch up once.
+      if (connected) refreshQueue();
+      refreshThread();
+      connected = true;
+    };
     events.onerror = function () { if (liveState) liveState.textContent = texts.offline || ""; };
     events.addEventListener("ticket", function (event) {
       let change;
