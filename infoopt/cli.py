@@ -120,7 +120,11 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    heartbeat: Annotated[
+        Path | None, typer.Option(help="A file touched every 15 s while the worker is alive (healthchecks)")
+    ] = None,
+) -> None:
     """Deliver consultants' replies from the outbox and close long-resolved tickets, until stopped.
 
     Run as many as you like beside `infoopt serve` (set INFOOPT_OUTBOX_IN_PROCESS=false there): workers
@@ -135,9 +139,15 @@ def worker() -> None:
         services = await Services.start(settings.model_copy(update={"outbox_in_process": False}))
         typer.echo(f"outbox worker started for {', '.join(sorted(services.deliverers))}")
         sys.stdout.flush()
+
+        async def beat() -> None:
+            while heartbeat is not None:
+                heartbeat.touch()
+                await asyncio.sleep(15)
+
         try:
             await asyncio.gather(
-                services.outbox_worker().run(services.feed.outbox_wakeups), services.housekeeping()
+                services.outbox_worker().run(services.feed.outbox_wakeups), services.housekeeping(), beat()
             )
         finally:
             await services.close()

@@ -14,8 +14,19 @@ REQUIRED = re.compile(r"\$\{([A-Z_]+):\?[^}]*\}")
 ANY_VARIABLE = re.compile(r"\$\{([A-Z_]+)")
 
 
-def test_the_four_parts_are_there() -> None:
-    assert set(SERVICES) == {"app", "rasa", "postgres", "redis"}
+def test_the_five_parts_are_there() -> None:
+    assert set(SERVICES) == {"app", "worker", "rasa", "postgres", "redis"}
+
+
+def test_outbox_workers_deliver_and_the_app_leaves_it_to_them() -> None:
+    worker, app = SERVICES["worker"], SERVICES["app"]
+    assert worker["command"][:2] == ["infoopt", "worker"]
+    assert worker["image"] == app["image"]
+    assert app["environment"]["INFOOPT_OUTBOX_IN_PROCESS"] == "false"
+    assert "INFOOPT_OUTBOX_IN_PROCESS" not in worker["environment"]
+    shared = {key: value for key, value in app["environment"].items() if key != "INFOOPT_OUTBOX_IN_PROCESS"}
+    assert worker["environment"] == shared, "the same database, Redis and secrets"
+    assert worker["depends_on"] == {"app": {"condition": "service_healthy"}}, "the app migrates first"
 
 
 def test_every_service_has_a_healthcheck() -> None:
