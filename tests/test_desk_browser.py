@@ -87,6 +87,12 @@ async def test_a_person_reaches_a_tarnow_consultant_and_the_answer_comes_back(
     )
     assert await consultant.locator("#reply").input_value() == "", "a sent reply leaves no draft behind"
 
+    # A supervisor's dashboard before the rating, to see it counted after.
+    supervisor = await staff_page(browser, live_server, "sylwia.supervisor")
+    await supervisor.goto(f"{live_server}/staff/dashboard?days=7&office=TARNOW")
+    fives = supervisor.locator('#ratings-table tr[data-rating="5"] td')
+    fives_before = int(await fives.inner_text())
+
     # Resolved: the person is asked for a rating and gives one.
     await consultant.click("#resolve")
     await consultant.wait_for_url(re.compile(r"/staff/tickets$"))
@@ -95,4 +101,9 @@ async def test_a_person_reaches_a_tarnow_consultant_and_the_answer_comes_back(
     await rating.locator('button[data-value="5"]').click()
     await expect(page.locator("li.bot").last).to_contain_text(number)
     await shot(page, "desk-4-person-rated")
+
+    await supervisor.reload()
+    await expect(fives).to_have_text(str(fives_before + 1))
+    await expect(supervisor.locator("#chart-ratings")).to_be_visible()
+    await shot(supervisor, "desk-5-dashboard")
     assert errors == []

@@ -17,7 +17,6 @@ XSS = '"quoted" & <img src=x onerror=alert(1)'
 NOTE_XSS = '<script>alert("note")</script>'
 
 
-
 async def person_with_ticket(client: httpx.AsyncClient, description: str, office: str = "TARNOW") -> str:
     async def ask(**payload: object) -> dict[str, object]:
         response = await client.post("/api/v1/ask", json=payload)

@@ -1,0 +1,93 @@
+"""`infoopt worker` as its own process: it delivers what the app queued, woken over Redis, and stops
+cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
+
+from infoopt.core import db
+from infoopt.core.languages import Channel
+from infoopt.core.settings import Settings
+from tickets.conversations import open_conversation
+from tickets.live import TicketFeed
+from tickets.models import Conversation, ConversationMessage
+from tickets.outbox import enqueue
+
+pytestmark = pytest.mark.commits
+
+
+async def test_the_worker_process_delivers_a_queued_reply(
+    pg_engine: AsyncEngine, settings: Settings, tmp_path: Path
+) -> None:
+    heartbeat = tmp_path / "alive"
+    environment = {
+        **os.environ,
+        "INFOOPT_ENV": "test",
+        "INFOOPT_DATABASE_URL": settings.database_url,
+        "INFOOPT_REDIS_URL": settings.redis_url or "",
+        "INFOOPT_DATA_DIR": str(settings.data_dir),
+        "INFOOPT_LOG_JSON": "false",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "infoopt.cli",
+        "worker",
+        "--heartbeat",
+        str(heartbeat),
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    sessions = db.session_factory(pg_engine)
+    session_id = f"worker-{secrets.token_hex(8)}"
+    try:
+        assert process.stdout is not None
+        output = b""
+        while b"outbox worker started" not in output:
+            line = await asyncio.wait_for(process.stdout.readline(), 120)
+            assert line, output  # the process ended before it started working
+            output += line
+        async with db.transaction(sessions) as session:
+            conversation = await open_conversation(session, Channel.WEB, session_id, language="uk")
+            enqueue(session, channel=Channel.WEB, recipient=session_id, text="Відповідь консультанта")
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(settings.redis_url or "")
+        await TicketFeed(redis).wake_outbox()
+        await redis.aclose()
+        deadline = time.monotonic() + 20
+        delivered: list[str] = []
+        while time.monotonic() < deadline and not delivered:
+            await asyncio.sleep(0.2)
+            async with sessions() as session:
+                delivered = list(
+                    (
+                        await session.exec(
+                            select(ConversationMessage.text).where(
+                                ConversationMessage.conversation_id == conversation.id
+                            )
+                        )
+                    ).all()
+                )
+        assert delivered == ["Відповідь консультанта"]
+        assert heartbeat.exists() and time.time() - heartbeat.stat().st_mtime < 30
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.wait(), 30)
+        async with db.transaction(sessions) as session:
+            stale = (
+                await session.exec(select(Conversation).where(Conversation.external_id == session_id))
+            ).first()
+            if stale is not None:
+                await session.delete(stale)
