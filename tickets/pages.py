@@ -17,6 +17,8 @@ from infoopt.core.clock import utcnow
 from infoopt.core.deps import SessionDep
 from infoopt.core.errors import DomainError
 from infoopt.core.web import staff_text, templates
+from infoopt.staff.accounts import Role, create_user, set_active, staff_list
+from infoopt.staff.audit import record_audit
 from infoopt.staff.auth import CurrentAdmin, CurrentStaff, Staff, check_csrf
 from tickets import service
 from tickets.models import ACTIVE_STATUSES, PidOffice, TicketStatus
@@ -244,7 +246,9 @@ async def claim(
     csrf_token: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     async def work() -> str:
-        ticket = await service.claim_ticket(session, actor_of(staff), ticket_id)
+        actor = actor_of(staff)
+        claim_or_take = service.take_over if actor.sees_every_office else service.claim_ticket
+        ticket = await claim_or_take(session, actor, ticket_id)
         desk.feed.announce(session, ticket, "claimed")
         return f"/staff/tickets/{ticket_id}"
 
@@ -427,3 +431,117 @@ async def office_save(code: str, request: Request, staff: CurrentAdmin, session:
             status_code=422,
         )
     return RedirectResponse("/admin/offices?saved=" + code, status_code=303)
+
+
+# --- admins: staff accounts -----------------------------------------------------------------------
+
+
+class InvalidAccount(DomainError):
+    status_code = 422
+    code = "invalid_account"
+
+
+class OwnAccount(DomainError):
+    status_code = 409
+    code = "own_account"
+
+
+async def _users_page(
+    request: Request,
+    staff: Staff,
+    session: Any,
+    *,
+    error: str | None = None,
+    typed: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    return templates.TemplateResponse(
+        request,
+        "users.html",
+        {
+            "staff": staff,
+            "users": await staff_list(session),
+            "offices": sorted(await all_offices(session), key=lambda office: office.code),
+            "roles": list(Role),
+            "error": error,
+            "typed": typed or {},
+        },
+        status_code=status_code,
+    )
+
+
+@admin.get("/users", response_class=HTMLResponse)
+async def users_page(request: Request, staff: CurrentAdmin, session: SessionDep) -> Response:
+    """Staff accounts: who works where, in which role; add one, switch one off."""
+    return await _users_page(request, staff, session)
+
+
+@admin.post("/users", response_class=HTMLResponse)
+async def user_create(
+    request: Request,
+    staff: CurrentAdmin,
+    session: SessionDep,
+    username: Annotated[str, Form(max_length=64)] = "",
+    role: Annotated[str, Form(max_length=16)] = "",
+    office: Annotated[str, Form(max_length=32)] = "",
+    password: Annotated[str, Form(max_length=512)] = "",
+    csrf_token: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    check_csrf(staff, csrf_token)
+    typed = {"username": username, "role": role, "office": office}
+    try:
+        async with session.begin_nested():
+            if role not in {member.value for member in Role}:
+                raise InvalidAccount("choose a role")
+            if office:
+                await get_office(session, office)
+            if Role(role) is Role.CONSULTANT and not office:
+                raise InvalidAccount("a consultant works at a point: choose one")
+            user = await create_user(
+                session, username=username, password=password, role=Role(role), office_code=office or None
+            )
+            await record_audit(
+                session,
+                actor=staff.username,
+                action="user_created",
+                object_type="staff_user",
+                object_id=user.username,
+                details={"role": role, "office": office or None},
+            )
+    except DomainError as error:
+        return await _users_page(
+            request, staff, session, error=str(error), typed=typed, status_code=error.status_code
+        )
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+@admin.post("/users/{username}/active", response_class=HTMLResponse)
+async def user_active(
+    username: str,
+    request: Request,
+    staff: CurrentAdmin,
+    session: SessionDep,
+    active: Annotated[str, Form(max_length=5)] = "",
+    csrf_token: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Switch an account on or off; switching off signs them out and returns their tickets to the queue."""
+    check_csrf(staff, csrf_token)
+    try:
+        async with session.begin_nested():
+            if username == staff.username:
+                raise OwnAccount("you cannot switch off your own account")
+            user = await set_active(session, username, active=active == "yes")
+            released = 0
+            if not user.active and user.id is not None:
+                released = await service.release_tickets_of(session, user.id, actor=staff.username)
+            await record_audit(
+                session,
+                actor=staff.username,
+                action="user_enabled" if user.active else "user_disabled",
+                object_type="staff_user",
+                object_id=username,
+                details={"tickets_released": released},
+            )
+    except DomainError as error:
+        return await _users_page(request, staff, session, error=str(error), status_code=error.status_code)
+    return RedirectResponse("/admin/users", status_code=303)

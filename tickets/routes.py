@@ -293,11 +293,20 @@ async def get_ticket(ticket_id: TicketId, staff: CurrentStaff, session: SessionD
 
 @api.post("/{ticket_id:int}/claim", response_model=TicketOut, responses=STATE_ERRORS)
 async def claim(
-    ticket_id: TicketId, staff: CurrentStaff, request: Request, session: SessionDep, services: DeskDep
+    ticket_id: TicketId,
+    staff: CurrentStaff,
+    request: Request,
+    session: SessionDep,
+    services: DeskDep,
+    take_over: Annotated[bool, Query(description="supervisors: take it from whoever holds it")] = False,
 ) -> TicketOut:
-    """Hold the ticket; 409 when another consultant holds it or it is finished."""
+    """Hold the ticket; 409 when another consultant holds it (unless a supervisor takes it over) or it is finished."""
     check_api_csrf(staff, request)
-    ticket = await service.claim_ticket(session, actor_of(staff), ticket_id)
+    actor = actor_of(staff)
+    if take_over:
+        ticket = await service.take_over(session, actor, ticket_id)
+    else:
+        ticket = await service.claim_ticket(session, actor, ticket_id)
     services.feed.announce(session, ticket, "claimed")
     return ticket_out(ticket, staff.username, utcnow())
 

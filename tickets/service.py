@@ -349,15 +349,19 @@ async def list_tickets(session: AsyncSession, actor: Actor, query: QueueFilter) 
     return [QueueRow(ticket, username) for ticket, username in rows]
 
 
-async def _claim(session: AsyncSession, actor: Actor, ticket_id: int, now: datetime) -> bool:
-    """Take the ticket if nobody else holds it: one conditional UPDATE, so only one claim can win."""
+async def _claim(
+    session: AsyncSession, actor: Actor, ticket_id: int, now: datetime, *, held_by: int | None = None
+) -> bool:
+    """Take the ticket if nobody else holds it (or, taking over, if `held_by` still does): one
+    conditional UPDATE, so only one claim can win."""
+    holder = (
+        col(Ticket.assignee_id) == held_by
+        if held_by is not None
+        else or_(col(Ticket.assignee_id).is_(None), col(Ticket.assignee_id) == actor.user_id)
+    )
     result = await session.exec(
         update(Ticket)
-        .where(
-            col(Ticket.id) == ticket_id,
-            col(Ticket.status).in_(ACTIVE_STATUSES),
-            or_(col(Ticket.assignee_id).is_(None), col(Ticket.assignee_id) == actor.user_id),
-        )
+        .where(col(Ticket.id) == ticket_id, col(Ticket.status).in_(ACTIVE_STATUSES), holder)
         .values(
             assignee_id=actor.user_id,
             status=case(
@@ -390,6 +394,41 @@ async def claim_ticket(
     session.add(_event(ticket, "claimed", actor.username))
     await session.flush()
     return ticket
+
+
+async def take_over(
+    session: AsyncSession, actor: Actor, ticket_id: int, *, now: datetime | None = None
+) -> Ticket:
+    """A supervisor takes a ticket from the consultant holding it (away, ill, gone for the day)."""
+    now = now or utcnow()
+    ticket = await get_ticket(session, actor, ticket_id)
+    if not actor.sees_every_office:
+        raise HeldByAnother(f"only a supervisor can take ticket {ticket.number} over")
+    if ticket.assignee_id is None or ticket.assignee_id == actor.user_id:
+        return await claim_ticket(session, actor, ticket_id, now=now)
+    previous = ticket.assignee_id
+    if not await _claim(session, actor, ticket_id, now, held_by=previous):
+        raise WrongState(f"ticket {ticket.number} changed meanwhile; reload and try again")
+    await session.refresh(ticket)
+    session.add(_event(ticket, "taken_over", actor.username, previous=previous))
+    await session.flush()
+    return ticket
+
+
+async def release_tickets_of(session: AsyncSession, user_id: int, *, actor: str) -> int:
+    """Put a departing consultant's open tickets back in the queue, unclaimed; how many."""
+    held = (
+        await session.exec(
+            select(Ticket).where(col(Ticket.assignee_id) == user_id, col(Ticket.status).in_(ACTIVE_STATUSES))
+        )
+    ).all()
+    for ticket in held:
+        ticket.assignee_id = None
+        if ticket.status is TicketStatus.OPEN:
+            ticket.status = TicketStatus.NEW
+        session.add_all([ticket, _event(ticket, "released", actor)])
+    await session.flush()
+    return len(held)
 
 
 async def take_next(session: AsyncSession, actor: Actor, *, now: datetime | None = None) -> Ticket:

@@ -117,6 +117,28 @@ async def create_user(
     return user
 
 
+async def staff_list(session: AsyncSession) -> list[StaffUser]:
+    """Every staff account, active ones first, by username."""
+    users = (await session.exec(select(StaffUser))).all()
+    return sorted(users, key=lambda user: (not user.active, user.username))
+
+
+class UnknownUser(DomainError):
+    status_code = 404
+    code = "unknown_user"
+
+
+async def set_active(session: AsyncSession, username: str, *, active: bool) -> StaffUser:
+    """Switch an account on or off; a switched-off account's sessions stop working at once."""
+    user = (await session.exec(select(StaffUser).where(StaffUser.username == username))).first()
+    if user is None:
+        raise UnknownUser(f"no staff account {username!r}")
+    user.active = active
+    session.add(user)
+    await session.flush()
+    return user
+
+
 class SignInThrottled(DomainError):
     """Too many failed sign-ins from this address for this username: wait, then try again."""
 
