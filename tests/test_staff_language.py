@@ -87,3 +87,19 @@ async def test_concurrent_requests_each_get_their_own_language(
     for language, page in zip(languages, pages, strict=True):
         assert _html_lang(page.text) == language
         assert f"<h1>{headings[language]}</h1>" in page.text
+
+
+async def test_the_staff_language_can_be_switched_on_the_page(
+    client: httpx.AsyncClient, staff_accounts: dict[str, str]
+) -> None:
+    from tests.conftest import sign_in
+
+    await sign_in(client, "kasia.konsultant", staff_accounts["kasia.konsultant"])
+    polish = await client.get("/staff/tickets", headers={"Accept-Language": "pl"})
+    assert '<html lang="pl">' in polish.text
+    switched = await client.get("/staff/language", params={"to": "en", "next": "/staff/tickets"})
+    assert switched.status_code == 303 and switched.headers["location"] == "/staff/tickets"
+    page = await client.get("/staff/tickets", headers={"Accept-Language": "pl"})
+    assert '<html lang="en">' in page.text and "Take the next ticket" in page.text
+    outside = await client.get("/staff/language", params={"to": "en", "next": "https://evil.example/"})
+    assert outside.headers["location"] == "/admin/kb", "never a redirect off the site"

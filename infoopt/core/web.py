@@ -55,8 +55,15 @@ def staff_language(accept_language: str | None) -> str:
     return min(wanted)[2] if wanted else STAFF_DEFAULT_LANGUAGE
 
 
+STAFF_LANGUAGE_COOKIE = "infoopt_staff_lang"
+
+
 def request_language(request: Request) -> str:
-    """The staff language of one request."""
+    """The staff language of one request: the one chosen on the pages, else the browser's."""
+    chosen = request.cookies.get(STAFF_LANGUAGE_COOKIE)
+    if chosen in LANGUAGES:
+        assert chosen is not None
+        return chosen
     return staff_language(request.headers.get("accept-language"))
 
 
@@ -97,6 +104,8 @@ def staff_i18n(request: Request) -> dict[str, Any]:
     catalogue = translations(language, STAFF_DOMAIN)
     return {
         "ui_language": language,
+        "ui_languages": LANGUAGES,
+        "ui_path": request.url.path,
         "gettext": _template_gettext(catalogue),
         "ngettext": _template_ngettext(catalogue),
     }

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from infoopt.core.deps import RedisDep, SessionDep, client_address
 from infoopt.core.errors import DomainError
-from infoopt.core.web import staff_text, templates
+from infoopt.core.languages import LANGUAGES
+from infoopt.core.web import STAFF_LANGUAGE_COOKIE, staff_text, templates
 from infoopt.staff.accounts import (
     Role,
     SignInFailed,
@@ -214,6 +215,17 @@ async def login(
         SESSION_COOKIE, token, httponly=True, samesite="lax", secure=_secure_cookies(request), max_age=36000
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE)
+    return response
+
+
+@router.get("/staff/language")
+async def choose_staff_language(
+    to: Annotated[str, Query(max_length=2)], next: Annotated[str, Query(max_length=300)] = "/staff/tickets"
+) -> Response:
+    """Switch the staff pages' language (remembered in this browser for a year)."""
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    if to in LANGUAGES:
+        response.set_cookie(STAFF_LANGUAGE_COOKIE, to, max_age=365 * 24 * 3600, samesite="lax", httponly=True)
     return response
 
 
