@@ -60,6 +60,7 @@ def test_infoopt_serve_runs_on_the_embedded_defaults(tmp_path: Path) -> None:
         assert checks["database"]["detail"] == "sqlite"
         assert checks["redis"]["detail"].startswith("in-process")
         assert (tmp_path / "infoopt.sqlite3").exists(), "serve applied the migrations to the SQLite file"
+        _a_ticket_there_and_back(base, environment, tmp_path)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -67,3 +68,71 @@ def test_infoopt_serve_runs_on_the_embedded_defaults(tmp_path: Path) -> None:
     output = (tmp_path / "serve.log").read_text()
     assert f"http://127.0.0.1:{port}/docs" in output, "serve prints the URLs"
     assert f"http://127.0.0.1:{port}/chat" in output
+
+
+def _a_ticket_there_and_back(base: str, environment: dict[str, str], cwd: Path) -> None:
+    """On the defaults one process does everything: the handoff, the desk, and delivering the reply."""
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infoopt.cli",
+            "users",
+            "create",
+            "--username",
+            "tomasz",
+            "--role",
+            "consultant",
+            "--office",
+            "TARNOW",
+            "--password-stdin",
+        ],
+        input="Tarnow-password-2026\n",
+        text=True,
+        capture_output=True,
+        cwd=cwd,
+        env=environment,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+
+    def ask(**payload: object) -> dict[str, object]:
+        response = httpx.post(f"{base}/api/v1/ask", json=payload, timeout=10)
+        assert response.status_code == 200, response.text
+        body: dict[str, object] = response.json()
+        return body
+
+    start = ask(text="", action="consultant", language="uk")
+    session_id = start["session_id"]
+    ask(session_id=session_id, action="choose_office", value="TARNOW")
+    ask(session_id=session_id, text="Як змінити роботодавця з картою побиту?")
+    done = ask(session_id=session_id, action="consent", value="yes")
+    number = done["ticket"]["number"]  # type: ignore[index]
+    token = httpx.post(
+        f"{base}/api/v1/auth/login",
+        json={"username": "tomasz", "password": "Tarnow-password-2026"},
+        timeout=10,
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    queue = httpx.get(f"{base}/api/v1/tickets", headers=headers, timeout=10).json()["items"]
+    ticket = next(item for item in queue if item["number"] == number)
+    assert (
+        httpx.post(f"{base}/api/v1/tickets/{ticket['id']}/claim", headers=headers, timeout=10).status_code
+        == 200
+    )
+    reply = httpx.post(
+        f"{base}/api/v1/tickets/{ticket['id']}/reply",
+        json={"text": "Вітаю! Відповідь від PID Tarnów."},
+        headers=headers,
+        timeout=10,
+    )
+    assert reply.status_code == 200
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        items = httpx.get(f"{base}/api/v1/conversations/{session_id}/messages", timeout=10).json()["items"]
+        if any(item["author"] == "consultant" for item in items):
+            break
+        time.sleep(0.3)
+    assert [item["text"] for item in items if item["author"] == "consultant"] == [
+        "Вітаю! Відповідь від PID Tarnów."
+    ]
