@@ -32,7 +32,7 @@ from knowledge_base.backlog import record_failure
 from knowledge_base.models import FailureKind
 from knowledge_base.service import PublishedArticle
 from knowledge_base.topics import catalogue
-from tickets.conversations import open_conversation, record_messages
+from tickets.conversations import erase_person, open_conversation, record_messages
 from tickets.live import TicketFeed
 from tickets.models import Conversation as Transcript
 from tickets.models import MessageAuthor, Ticket, TicketStatus
@@ -147,6 +147,11 @@ class Conversation:
             state.language = language
             conversation = await open_conversation(session, person.channel, person.id, language=language)
             reply = await self._turn(session, person, state, event, language, conversation)
+            if reply.kind is ReplyKind.FORGOTTEN:  # nothing of this conversation is kept, this turn included
+                fresh = PersonState(language=state.language, chosen_language=state.chosen_language)
+                for name in ("misses", "last_topic", "last_question", "voted", "flow"):
+                    setattr(state, name, getattr(fresh, name))
+                return reply
             said = _action_text(event) if event.action and not text else text
             await record_messages(
                 session,
@@ -210,6 +215,8 @@ class Conversation:
             on_ticket=self._announcer(session),
             classify=self._confident_topic,
         )
+        if event.media is not None:
+            return await self._media(context, event)
         if event.action is not None:
             return await self._action(context, event)
         if state.flow is None and conversation.id is not None:
@@ -227,6 +234,50 @@ class Conversation:
     async def _action(self, context: FlowContext, event: Event) -> Reply:
         state, language, value = context.state, context.language, event.value
         match event.action:
+            case ActionName.LANGUAGE if value is None:
+                return replace(
+                    self._base(
+                        ReplyKind.LANGUAGE, language, "language", 1.0, say(language, "Choose your language:")
+                    ),
+                    actions=language_actions(language),
+                )
+            case ActionName.START:
+                if value in LANGUAGES and not state.chosen_language:
+                    assert value is not None
+                    state.language = language = value
+                return replace(
+                    self._base(
+                        ReplyKind.SMALLTALK,
+                        language,
+                        "greet",
+                        1.0,
+                        say(language, SMALLTALK_TEXTS["greet"])
+                        + "\n\n"
+                        + say(language, "Choose your language:"),
+                    ),
+                    actions=language_actions(language),
+                )
+            case ActionName.HELP:
+                return self._info(language, HELP_TEXT, self._menu(language))
+            case ActionName.PRIVACY:
+                return self._info(
+                    language, PRIVACY_TEXT, (Action(ActionName.FORGET, None, say(language, "Erase my data")),)
+                )
+            case ActionName.CASE_STATUS:
+                return replace(
+                    self._base(
+                        ReplyKind.CASE_STATUS,
+                        language,
+                        "check_case_status",
+                        1.0,
+                        say(language, CASE_STATUS_TEXT),
+                    ),
+                    actions=(self._consultant_action(language),),
+                )
+            case ActionName.TOPICS:
+                return await self._topics(context, value)
+            case ActionName.FORGET:
+                return await self._forget(context, value)
             case ActionName.LANGUAGE:
                 if value not in LANGUAGES:
                     raise InvalidAction(f"unknown language {value!r}; use one of {', '.join(LANGUAGES)}")
@@ -564,6 +615,112 @@ class Conversation:
             ticket=outcome.prompt.ticket,
         )
 
+    # --- what the bot is and does ----------------------------------------------------------------
+
+    def _info(self, language: str, text: str, actions: tuple[Action, ...] = ()) -> Reply:
+        return replace(
+            self._base(ReplyKind.INFO, language, "info", 1.0, say(language, text)), actions=actions
+        )
+
+    def _menu(self, language: str) -> tuple[Action, ...]:
+        return (
+            Action(ActionName.TOPICS, None, say(language, "Topics")),
+            self._consultant_action(language),
+            Action(ActionName.LANGUAGE, None, say(language, "Language")),
+        )
+
+    async def _topics(self, context: FlowContext, category: str | None) -> Reply:
+        """The topics by category: first the categories, then a category's topics as buttons."""
+        language = context.language
+        groups = TOPIC_MENU
+        if category is None:
+            return self._info(
+                language,
+                "Choose a subject:",
+                tuple(
+                    Action(ActionName.TOPICS, name, say(language, CATEGORY_TITLES.get(name, name)))
+                    for name in groups
+                    if name in CATEGORY_TITLES
+                ),
+            )
+        if category not in groups:
+            raise InvalidAction(f"unknown category {category!r}")
+        actions = []
+        for topic_id in groups[category]:
+            article = await self.articles(topic_id, language)
+            if article is not None:
+                actions.append(Action(ActionName.CHOOSE_TOPIC, topic_id, article.title))
+        return self._info(
+            language,
+            "Choose a topic:",
+            (*actions, Action(ActionName.TOPICS, None, say(language, "All subjects"))),
+        )
+
+    async def _forget(self, context: FlowContext, value: str | None) -> Reply:
+        """Erase what the infoline keeps about the person, after they confirm."""
+        language = context.language
+        if value != "yes":
+            return self._info(
+                language,
+                FORGET_CONFIRM_TEXT,
+                (
+                    Action(ActionName.FORGET, "yes", say(language, "Yes, erase my data")),
+                    Action(ActionName.CANCEL, None, say(language, "Cancel")),
+                ),
+            )
+        await erase_person(context.session, context.person.channel, context.person.id)
+        context.state.flow, context.state.last_question, context.state.last_topic = None, None, None
+        return self._base(ReplyKind.FORGOTTEN, language, "forget", 1.0, say(language, FORGOTTEN_TEXT))
+
+    async def _media(self, context: FlowContext, event: Event) -> Reply:
+        """A file goes to the person's open ticket; anything else that is not text gets a clear word."""
+        language = context.language
+        if event.media in ("photo", "document") and event.attachment is not None:
+            ticket = None
+            if context.conversation is not None and context.conversation.id is not None:
+                ticket = await ticket_of_conversation(
+                    context.session, context.conversation.id, now=context.now
+                )
+            if ticket is None:
+                return replace(
+                    self._base(
+                        ReplyKind.MEDIA, language, "media", 1.0, say(language, FILE_WITHOUT_TICKET_TEXT)
+                    ),
+                    actions=(self._consultant_action(language),),
+                )
+            size = event.attachment.get("size")
+            if isinstance(size, int) and size > MAX_ATTACHMENT_BYTES:
+                return self._base(
+                    ReplyKind.MEDIA,
+                    language,
+                    "media",
+                    1.0,
+                    say(language, FILE_TOO_LARGE_TEXT, megabytes=MAX_ATTACHMENT_BYTES // 1_000_000),
+                )
+            await add_person_message(
+                context.session,
+                ticket,
+                event.text or f"[{event.media}]",
+                now=context.now,
+                attachment=event.attachment,
+            )
+            self._announcer(context.session)(ticket, "person_wrote")
+            return replace(
+                self._base(
+                    ReplyKind.MEDIA,
+                    language,
+                    "media",
+                    1.0,
+                    say(language, FILE_ADDED_TEXT, number=ticket.number),
+                ),
+                ticket=ticket_info(ticket),
+            )
+        text = VOICE_TEXT if event.media == "voice" else ONLY_TEXT_TEXT
+        return replace(
+            self._base(ReplyKind.MEDIA, language, "media", 1.0, say(language, text)),
+            actions=(self._consultant_action(language),),
+        )
+
     # --- the person's ticket -------------------------------------------------------------------
 
     async def _ticket_status(self, context: FlowContext, ticket: Ticket) -> Reply:
@@ -719,9 +876,92 @@ SMALLTALK_TEXTS = {
 }
 TICKET_REOPENED = N_("Your request {number} is open again; a consultant will read your message.")
 TICKET_MESSAGE_ADDED = N_("Added to your request {number}. A consultant will answer here.")
+HELP_TEXT = N_(
+    "I answer questions about legal stay and work of foreigners in Małopolska, day and night, in Polish, Ukrainian, Russian and English. Write your question in your own words, or choose a subject. When I cannot help, a consultant at an information point (PID) answers your request here."
+)
+PRIVACY_TEXT = N_(
+    "What I keep: the messages of this conversation, your language and, if you ask for a consultant, your request. Who sees it: consultants and administrators of the Małopolska Voivodeship Office. How long: conversations are deleted after a year without messages. You can erase your data at any time."
+)
+FORGET_CONFIRM_TEXT = N_(
+    "Erase everything the infoline keeps about this conversation: the messages, and your text in any request to a consultant? This cannot be undone."
+)
+FORGOTTEN_TEXT = N_("Done: your data is erased. You can start again whenever you like.")
+FILE_WITHOUT_TICKET_TEXT = N_(
+    "I cannot read files. If a consultant should see it, ask for a consultant first; then send the file in this chat."
+)
+FILE_TOO_LARGE_TEXT = N_(
+    "This file is too large (the limit is {megabytes} MB). Please send a smaller one or a photo of it."
+)
+FILE_ADDED_TEXT = N_("The file is added to your request {number}; the consultant will see it.")
+VOICE_TEXT = N_(
+    "I cannot listen to voice messages yet. Please write your question, or call INFO.OPT at 12 210 20 20."
+)
+ONLY_TEXT_TEXT = N_("I can only read text messages. Please write your question in words.")
+# The topics menu: subjects a person recognises, each with its topics (every topic in exactly one).
+TOPIC_MENU: dict[str, tuple[str, ...]] = {
+    "permits": (
+        "temporary_residence",
+        "residence_and_work",
+        "family_reunification",
+        "study_residence",
+        "blue_card",
+        "permanent_residence",
+        "eu_long_term_residence",
+        "visa_extension",
+        "citizenship",
+    ),
+    "case": (
+        "apply_online_mos",
+        "personal_appearance_fingerprints",
+        "stamp_and_legal_stay",
+        "case_status",
+        "processing_time_delay",
+        "missing_documents_summons",
+        "decision_appeal",
+        "residence_card",
+        "fees",
+        "travel_abroad",
+        "change_of_address",
+    ),
+    "ukraine": ("ukraine_special_status", "cukr_card", "pesel_ukr"),
+    "work": (
+        "work_permit_types",
+        "work_permit_application",
+        "work_declaration",
+        "ukrainian_work_notification",
+        "work_while_pending",
+        "seasonal_work",
+        "change_employer",
+        "job_loss",
+        "work_without_permit",
+        "employer_obligations",
+        "business_activity",
+    ),
+    "infoline": ("contact_offices", "document_translation_recognition"),
+}
+CATEGORY_TITLES = {
+    "permits": N_("Residence permits"),
+    "case": N_("Your application and case"),
+    "ukraine": N_("Citizens of Ukraine"),
+    "work": N_("Work"),
+    "infoline": N_("Contact and documents"),
+}
+# A file a person sends to a consultant: Telegram's bots can fetch up to 20 MB.
+MAX_ATTACHMENT_BYTES = 20_000_000
 CASE_STATUS_TEXT = N_(
     "The bot cannot check a specific case yet. The information points (PID) and the INFO.OPT line 12 210 20 20 tell you the state of your case; have your case number ready."
 )
+
+
+LANGUAGE_NAMES = {"pl": "Polski", "uk": "Українська", "ru": "Русский", "en": "English"}
+
+
+def language_actions(current: str) -> tuple[Action, ...]:
+    """One button per language, named in that language; the one in use is ticked."""
+    return tuple(
+        Action(ActionName.LANGUAGE, code, ("✓ " if code == current else "") + name)
+        for code, name in LANGUAGE_NAMES.items()
+    )
 
 
 def rating_actions(language: str) -> tuple[Action, ...]:

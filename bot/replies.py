@@ -20,7 +20,10 @@ class ReplyKind(StrEnum):
     FEEDBACK = "feedback"  # thanks for a vote
     FLOW = "flow"  # a step of a multi-step dialogue (choose an office, give consent, ...)
     TICKET = "ticket"  # about the person's ticket: a message joined it, it was closed, it was rated
-    LANGUAGE = "language"  # the language was switched
+    LANGUAGE = "language"  # the language was switched, or the choice offered
+    INFO = "info"  # help, privacy, topics: what the bot is and does
+    FORGOTTEN = "forgotten"  # the person's data was erased at their request
+    MEDIA = "media"  # about a file, photo, voice note, sticker... the person sent
 
 
 class ActionName(StrEnum):
@@ -37,6 +40,12 @@ class ActionName(StrEnum):
     CANCEL = "cancel"
     CLOSE_TICKET = "close_ticket"  # value: the ticket number
     RATE = "rate"  # value: 1 to 5
+    START = "start"  # value: the language the client suggests (e.g. Telegram's), if any
+    HELP = "help"
+    TOPICS = "topics"  # value: a category of topics, or none for the list of categories
+    PRIVACY = "privacy"
+    FORGET = "forget"  # value: "yes" to erase, none to be asked first
+    CASE_STATUS = "case_status"
 
 
 @dataclass(frozen=True, slots=True)

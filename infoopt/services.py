@@ -20,6 +20,8 @@ from bot.nlu.language import LanguageDetector
 from bot.nlu.rasa import RasaEngine
 from bot.state import StateStore
 from bot.suggestions import KnowledgeSuggester
+from bot.telegram.channel import TelegramChannel, build_bot
+from bot.telegram.delivery import TelegramDeliverer
 from infoopt.core import db
 from infoopt.core.languages import Channel
 from infoopt.core.redis_store import create_redis
@@ -97,6 +99,7 @@ class Services:
     # Each channel's way of delivering the outbox; Telegram and SMS add theirs when configured.
     deliverers: dict[Channel, Deliverer]
     suggest: KnowledgeSuggester
+    telegram: TelegramChannel | None = None  # when TELEGRAM_BOT_TOKEN is set
     resolved_notice: Callable[[str, str], PersonNotice] = resolved_notice
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -131,6 +134,17 @@ class Services:
             deliverers={Channel.WEB: WebDeliverer()},
             suggest=KnowledgeSuggester(nlu, kb_cache.get),
         )
+        if settings.telegram.bot_token is not None:
+            bot = build_bot(settings)
+            services.telegram = TelegramChannel(
+                bot=bot,
+                conversation=services.conversation,
+                sessions=lambda: services.sessions,
+                redis=redis,
+                feed=feed,
+                settings=settings,
+            )
+            services.deliverers[Channel.TELEGRAM] = TelegramDeliverer(bot)
         listening = asyncio.Event()
         services.spawn(listen_for_publishes(services.redis, services.kb_cache, listening))
         try:
@@ -171,6 +185,8 @@ class Services:
         for task in self.background:
             task.cancel()
         await asyncio.gather(*self.background, return_exceptions=True)
+        if self.telegram is not None:
+            await self.telegram.close()
         await self.nlu.close()
         await self.redis.aclose()
         await self.engine.dispose()

@@ -16,7 +16,14 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.core.languages import Channel
-from tickets.models import Conversation, ConversationMessage, MessageAuthor
+from tickets.models import (
+    Conversation,
+    ConversationMessage,
+    MessageAuthor,
+    Ticket,
+    TicketAuthor,
+    TicketMessage,
+)
 
 # A message longer than this is cut (people paste whole letters; the transcript keeps the start).
 MAX_MESSAGE_CHARS = 8000
@@ -111,3 +118,29 @@ async def purge_transcripts(session: AsyncSession, *, silent_since: datetime) ->
     await session.exec(delete(Conversation).where(col(Conversation.id).in_(ids)))
     await session.flush()
     return len(ids)
+
+
+ERASED = "[erased at the person's request]"
+
+
+async def erase_person(session: AsyncSession, channel: Channel, external_id: str) -> int:
+    """Erase what is kept about one person on one channel: the transcript, and their own words in
+    tickets (the ticket stays, for the office's records, without them). How many tickets were touched."""
+    conversation = await find_conversation(session, channel, external_id)
+    if conversation is None:
+        return 0
+    tickets = (await session.exec(select(Ticket).where(Ticket.conversation_id == conversation.id))).all()
+    for ticket in tickets:
+        ticket.description, ticket.contact = ERASED, None
+        session.add(ticket)
+        await session.exec(
+            delete(TicketMessage).where(
+                col(TicketMessage.ticket_id) == ticket.id, col(TicketMessage.author) == TicketAuthor.PERSON
+            )
+        )
+    await session.exec(
+        delete(ConversationMessage).where(col(ConversationMessage.conversation_id) == conversation.id)
+    )
+    await session.delete(conversation)
+    await session.flush()
+    return len(tickets)

@@ -67,6 +67,10 @@ class TicketFeed:
 
         after_commit(session, publish)
 
+    def wake_after_commit(self, session: AsyncSession) -> None:
+        """Wake the outbox workers once this transaction's jobs are committed."""
+        after_commit(session, self.wake_outbox)
+
     async def job_settled(self, session: AsyncSession, job: OutboxJob) -> None:
         """An outbox job's delivery changed: the ticket it belongs to shows the new status live."""
         if job.ticket_message_id is None:

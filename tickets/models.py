@@ -63,6 +63,8 @@ class Conversation(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     # Transcripts are personal data: retention is counted from the last message.
     last_message_at: datetime = Field(default_factory=utcnow, index=True)
+    # The channel refused delivery for good (a Telegram user who blocked the bot): nothing more is sent.
+    blocked_at: datetime | None = None
 
 
 class ConversationMessage(SQLModel, table=True):
@@ -172,6 +174,10 @@ class TicketMessage(SQLModel, table=True):
     text: str = Field(sa_column=Column(Text, nullable=False))
     delivery: Delivery = Field(default=Delivery.NONE, sa_column=Column(enum_column(Delivery), nullable=False))
     delivery_error: str | None = Field(default=None, max_length=300)
+    # A file the person sent, as the channel keeps it: {"kind", "file_id", "name", "size", "mime"}.
+    attachment: dict[str, str | int | None] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -219,6 +225,8 @@ class OutboxJob(SQLModel, table=True):
     # The channel's id for the person (web session id, Telegram chat id, phone number).
     recipient: str = Field(max_length=128)
     text: str = Field(sa_column=Column(Text, nullable=False))
+    # "text": plain, each channel escapes it; "html": already rendered for the channel (Telegram's subset).
+    format: str = Field(default="text", max_length=8)
     # Buttons, as [{"action", "value", "label"}]; each channel renders them its own way.
     actions: list[dict[str, str | None]] | None = Field(
         default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)

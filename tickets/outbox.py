@@ -30,7 +30,7 @@ from infoopt.core import db
 from infoopt.core.clock import utcnow
 from infoopt.core.errors import DomainError
 from infoopt.core.languages import Channel
-from tickets.models import Delivery, OutboxJob, OutboxStatus, TicketMessage
+from tickets.models import Conversation, Delivery, OutboxJob, OutboxStatus, TicketMessage
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,19 @@ BACKOFF_MAX_SECONDS = 15 * 60.0
 class DeliveryFailed(Exception):
     """A channel could not deliver. `permanent`: retrying cannot help (the chat is gone, the bot blocked)."""
 
-    def __init__(self, reason: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        permanent: bool = False,
+        retry_after: float | None = None,
+        unreachable: bool = False,
+    ) -> None:
         super().__init__(reason)
-        self.permanent = permanent
+        self.permanent = permanent or unreachable
         self.retry_after = retry_after
+        # The person refused the channel for good (blocked the bot): nothing more is sent there.
+        self.unreachable = unreachable
 
 
 class NotResendable(DomainError):
@@ -71,15 +80,18 @@ def enqueue(
     channel: Channel,
     recipient: str,
     text: str,
+    format: str = "text",
     actions: list[dict[str, str | None]] | None = None,
     ticket_message_id: int | None = None,
     now: datetime | None = None,
 ) -> OutboxJob:
-    """Add a job to the outbox in the caller's transaction."""
+    """Add a job to the outbox in the caller's transaction (`format`: "text", or "html" for a channel's
+    own already-rendered markup)."""
     job = OutboxJob(
         channel=channel,
         recipient=recipient,
         text=text,
+        format=format,
         actions=actions,
         ticket_message_id=ticket_message_id,
         next_attempt_at=now or utcnow(),
@@ -123,6 +135,15 @@ async def _settle(
     elif error.permanent or job.attempts >= MAX_ATTEMPTS:
         job.status, job.lease_until, job.last_error = OutboxStatus.FAILED, None, str(error)[:300]
         await _mark_message(session, job, Delivery.FAILED, str(error))
+        if error.unreachable:
+            await session.exec(
+                update(Conversation)
+                .where(
+                    col(Conversation.channel) == job.channel, col(Conversation.external_id) == job.recipient
+                )
+                .values(blocked_at=now)
+                .execution_options(synchronize_session=False)
+            )
     else:
         wait = timedelta(seconds=error.retry_after) if error.retry_after else backoff(job.attempts)
         job.status, job.lease_until, job.last_error = OutboxStatus.PENDING, None, str(error)[:300]

@@ -239,14 +239,21 @@ async def ticket_to_rate(session: AsyncSession, conversation_id: int) -> Ticket 
 
 
 async def add_person_message(
-    session: AsyncSession, ticket: Ticket, text: str, *, now: datetime | None = None
+    session: AsyncSession,
+    ticket: Ticket,
+    text: str,
+    *,
+    now: datetime | None = None,
+    attachment: dict[str, str | int | None] | None = None,
 ) -> TicketMessage:
-    """What the person wrote joins the thread; a ticket waiting for them, or recently resolved, reopens."""
+    """What the person wrote (or sent) joins the thread; a ticket waiting for them, or recently resolved,
+    reopens."""
     now = now or utcnow()
     message = TicketMessage(
         ticket_id=ticket.id or 0,
         author=TicketAuthor.PERSON,
         text=text.replace("\x00", "")[:MAX_MESSAGE_CHARS],
+        attachment=attachment,
         created_at=now,
     )
     session.add(message)

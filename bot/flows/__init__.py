@@ -31,6 +31,9 @@ class Event:
     value: str | None = None
     language: str | None = None  # the language the person chose in the client, if any
     question: str | None = None  # for a vote from a client that keeps no conversation: what was asked
+    # Something other than text: a photo or document (with `attachment`), or a voice note, sticker, ...
+    media: str | None = None
+    attachment: dict[str, str | int | None] | None = None  # file id, name, size, mime type
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,173 @@
+"""The Telegram channel: aiogram's Bot and Dispatcher, one turn of the conversation per update, and the
+replies written to the outbox (never sent from the handler), so a slow or refusing Telegram never
+loses a reply and the webhook is acknowledged fast.
+
+Each update_id is handled once across every worker (a Redis key per update). Everything the person
+reads comes from the channel-neutral conversation and its gettext catalogues.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.types import Update
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.conversation import Conversation
+from bot.flows import Event
+from bot.replies import Reply
+from bot.state import PersonRef
+from bot.telegram.render import actions_to_json, reply_html, split_message
+from infoopt.core import db
+from infoopt.core.i18n import say
+from infoopt.core.languages import Channel
+from infoopt.core.limits import hit
+from infoopt.core.redis_store import is_in_process
+from infoopt.core.settings import Settings
+from tickets.live import TicketFeed
+from tickets.models import Conversation as Transcript
+from tickets.outbox import enqueue
+
+log = logging.getLogger(__name__)
+
+UPDATE_SEEN_SECONDS = 24 * 3600  # Telegram gives up redelivering an update within a day
+
+
+def build_bot(settings: Settings) -> Bot:
+    """aiogram's Bot for the configured token, pointed at TELEGRAM_API_BASE when set."""
+    assert settings.telegram.bot_token is not None
+    base = settings.telegram.api_base
+    session = AiohttpSession(api=TelegramAPIServer.from_base(base)) if base else AiohttpSession()
+    return Bot(
+        settings.telegram.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def build_storage(redis: Redis) -> BaseStorage:
+    """What aiogram itself keeps (it keeps little: the conversation keeps its own state) in Redis."""
+    return MemoryStorage() if is_in_process(redis) else RedisStorage(redis)
+
+
+class TelegramChannel:
+    """Reads updates, turns them into events for the conversation, and queues the replies."""
+
+    def __init__(
+        self,
+        *,
+        bot: Bot,
+        conversation: Conversation,
+        sessions: Callable[[], async_sessionmaker[AsyncSession]],
+        redis: Redis,
+        feed: TicketFeed,
+        settings: Settings,
+    ) -> None:
+        from bot.telegram.handlers import router
+
+        self.bot = bot
+        self.conversation = conversation
+        self._sessions = sessions  # looked up per update: tests swap in a rolled-back transaction
+        self.redis = redis
+        self.feed = feed
+        self.settings = settings
+        self.dispatcher = Dispatcher(storage=build_storage(redis))
+        self.dispatcher["channel"] = self
+        self.dispatcher.include_router(router)
+
+    async def first_time(self, update_id: int) -> bool:
+        """True the first time any worker sees this update_id (Telegram redelivers after errors)."""
+        try:
+            return bool(await self.redis.set(f"tg:update:{update_id}", "1", nx=True, ex=UPDATE_SEEN_SECONDS))
+        except RedisError as error:  # better to answer twice than not at all
+            log.warning("telegram.dedupe_unavailable", extra={"error": str(error)})
+            return True
+
+    async def forget_update(self, update_id: int) -> None:
+        """Processing failed: let Telegram's redelivery of this update through."""
+        with contextlib.suppress(RedisError):
+            await self.redis.delete(f"tg:update:{update_id}")
+
+    async def process(self, update: Update) -> bool:
+        """Handle one update once; False when it was a duplicate."""
+        if not await self.first_time(update.update_id):
+            log.info("telegram.duplicate_update", extra={"update_id": update.update_id})
+            return False
+        try:
+            await self.dispatcher.feed_update(self.bot, update)
+        except BaseException:
+            await self.forget_update(update.update_id)
+            raise
+        return True
+
+    async def within_limit(self, chat_id: int) -> bool:
+        rate = await hit(
+            self.redis, f"tg:person:{chat_id}", limit=self.settings.ask_limit_per_minute, window_seconds=60
+        )
+        return rate.allowed
+
+    async def turn(self, chat_id: int, event: Event) -> Reply | None:
+        """One turn of the conversation for a private chat; the reply goes to the outbox."""
+        person = PersonRef(Channel.TELEGRAM, str(chat_id))
+        if not await self.within_limit(chat_id):
+            await self.queue_text(
+                chat_id,
+                say(event.language or "pl", "Too many questions in a short time — please wait a minute."),
+            )
+            return None
+        async with db.transaction(self._sessions()) as session:
+            reply = await self.conversation.handle(session, person, event)
+            await session.exec(  # they wrote: they have not blocked the bot (any more)
+                update(Transcript)
+                .where(
+                    col(Transcript.channel) == Channel.TELEGRAM, col(Transcript.external_id) == str(chat_id)
+                )
+                .values(blocked_at=None)
+                .execution_options(synchronize_session=False)
+            )
+            self.queue_reply(session, chat_id, reply)
+            self.feed.wake_after_commit(session)
+        return reply
+
+    def queue_reply(self, session: AsyncSession, chat_id: int, reply: Reply) -> None:
+        """The reply as Telegram messages under the size limit; the buttons go with the last one."""
+        chunks = split_message(reply_html(reply))
+        for number, chunk in enumerate(chunks, start=1):
+            enqueue(
+                session,
+                channel=Channel.TELEGRAM,
+                recipient=str(chat_id),
+                text=chunk,
+                format="html",
+                actions=actions_to_json(reply.actions) if number == len(chunks) and reply.actions else None,
+            )
+
+    async def queue_text(self, chat_id: int, text: str) -> None:
+        async with db.transaction(self._sessions()) as session:
+            enqueue(session, channel=Channel.TELEGRAM, recipient=str(chat_id), text=text)
+            self.feed.wake_after_commit(session)
+
+    async def close(self) -> None:
+        await self.dispatcher.storage.close()
+        await self.bot.session.close()
+
+
+def update_from_json(payload: Any, bot: Bot) -> Update:
+    """A webhook body as an aiogram Update (ValueError for anything that is not one)."""
+    return Update.model_validate(payload, context={"bot": bot})

@@ -1,0 +1,332 @@
+"""The Telegram bot end to end: the real aiogram client against a local fake of the Bot API, updates
+through the webhook, replies through the outbox."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from infoopt.app import create_app
+from infoopt.core.clock import utcnow
+from infoopt.core.languages import Channel
+from infoopt.core.settings import Settings, TelegramSettings
+from tests.conftest import bearer
+from tests.fake_telegram import FakeTelegram, Updates
+from tickets.conversations import find_conversation
+from tickets.models import OutboxJob, OutboxStatus, Ticket, TicketMessage
+from tickets.outbox import drain
+
+pytestmark = pytest.mark.usefixtures("synced_kb", "desk_staff")
+SECRET = "webhook-secret-for-the-tests-0123456789"
+
+
+@pytest.fixture(scope="module")
+async def fake() -> AsyncIterator[FakeTelegram]:
+    server = FakeTelegram()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="module")
+async def telegram_app(settings: Settings, fake: FakeTelegram) -> AsyncIterator[FastAPI]:
+    configured = settings.model_copy(
+        update={
+            "telegram": TelegramSettings(
+                bot_token=SecretStr(fake.token), webhook_secret=SecretStr(SECRET), api_base=fake.url
+            )
+        }
+    )
+    application = create_app(configured)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def sessions(
+    telegram_app: FastAPI, pg_engine: AsyncEngine
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """The Telegram app's database for one test, rolled back after (as app_db does for the main app)."""
+    services = telegram_app.state.services
+    async with pg_engine.connect() as connection:
+        outer = await connection.begin()
+        factory = async_sessionmaker(
+            bind=connection,
+            class_=AsyncSession,
+            expire_on_commit=False,
+            join_transaction_mode="create_savepoint",
+        )
+        original, services.sessions = services.sessions, factory
+        try:
+            yield factory
+        finally:
+            services.sessions = original
+            services.kb_cache.invalidate()
+            await outer.rollback()
+
+
+@pytest.fixture
+async def http(telegram_app: FastAPI, sessions: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=telegram_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def updates() -> Updates:
+    return Updates(start=random.randint(10_000_000, 2_000_000_000))
+
+
+@pytest.fixture
+def chat() -> int:
+    return random.randint(100_000_000, 999_999_999)
+
+
+class Bot:
+    """A person's side of the chat: send updates to the webhook, deliver the outbox, read what arrived."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        app: FastAPI,
+        sessions: Any,
+        fake: FakeTelegram,
+        updates: Updates,
+        chat: int,
+    ):
+        self.http, self.app, self.sessions, self.fake, self.updates, self.chat = (
+            http,
+            app,
+            sessions,
+            fake,
+            updates,
+            chat,
+        )
+        self.seen = 0
+
+    async def post(self, update: dict[str, Any], *, secret: str | None = SECRET) -> httpx.Response:
+        headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
+        return await self.http.post("/telegram/webhook", json=update, headers=headers)
+
+    async def deliver(self, **options: Any) -> None:
+        await drain(self.sessions, self.app.state.services.deliverers, **options)
+
+    async def say(self, text: str, **extra: Any) -> list[dict[str, Any]]:
+        response = await self.post(self.updates.message(self.chat, text, **extra))
+        assert response.status_code == 200, response.text
+        return await self.received()
+
+    async def press(self, data: str) -> list[dict[str, Any]]:
+        response = await self.post(self.updates.button(self.chat, data))
+        assert response.status_code == 200, response.text
+        return await self.received()
+
+    async def received(self) -> list[dict[str, Any]]:
+        """The messages that arrived in the chat since the last look."""
+        await self.deliver()
+        messages = self.fake.sent(self.chat)
+        new, self.seen = messages[self.seen :], len(messages)
+        return new
+
+
+def buttons(message: dict[str, Any]) -> list[str]:
+    markup = message.get("reply_markup") or {}
+    return [button["callback_data"] for row in markup.get("inline_keyboard", []) for button in row]
+
+
+@pytest.fixture
+def person(
+    http: httpx.AsyncClient,
+    telegram_app: FastAPI,
+    sessions: Any,
+    fake: FakeTelegram,
+    updates: Updates,
+    chat: int,
+) -> Bot:
+    return Bot(http, telegram_app, sessions, fake, updates, chat)
+
+
+async def test_from_start_to_a_consultants_answer_and_a_rating(person: Bot, http: httpx.AsyncClient) -> None:
+    (greeting,) = await person.say("/start")
+    assert "language:uk" in buttons(greeting) and "language:pl" in buttons(greeting)
+    labels = [b["text"] for row in greeting["reply_markup"]["inline_keyboard"] for b in row]
+    assert "✓ Українська" in labels, "pre-selected from the Telegram language"
+    await person.press("language:uk")
+
+    (answer,) = await person.say("скільки коштує карта побиту і куди платити")
+    assert buttons(answer) == ["full_answer:fees", "helpful:fees", "not_helpful:fees", "consultant:"]
+    assert answer["parse_mode"] == "HTML"
+    (full, *_rest) = await person.press("full_answer:fees")
+    assert "<b>" in full["text"] or "•" in full["text"]
+    assert all(len(m["text"]) <= 4096 for m in [full, *_rest])
+
+    answered_before = sum(1 for call in person.fake.calls if call.method == "answerCallbackQuery")
+    (sorry,) = await person.press("not_helpful:fees")
+    assert "consultant:" in buttons(sorry)
+    assert sum(1 for call in person.fake.calls if call.method == "answerCallbackQuery") == answered_before + 1
+
+    (offices,) = await person.press("consultant:")
+    assert "choose_office:TARNOW" in buttons(offices) and "cancel:" in buttons(offices)
+    (consent,) = await person.press("choose_office:TARNOW")
+    assert "consent:yes" in buttons(consent), "the question already said enough: no description asked"
+    (done,) = await person.press("consent:yes")
+    number = re.search(r"TAR-\d{4}-\d{6}", done["text"])
+    assert number is not None and f"close_ticket:{number.group(0)}" in buttons(done)
+
+    (added,) = await person.say("Ще: карта побуту дійсна до 2027 року")
+    assert number.group(0) in added["text"]
+
+    tomasz = await bearer(http, "tomasz.tarnow")
+    items = (await http.get("/api/v1/tickets", headers=tomasz)).json()["items"]
+    ticket = next(item for item in items if item["number"] == number.group(0))
+    assert ticket["channel"] == "telegram" and ticket["language"] == "uk"
+    await http.post(f"/api/v1/tickets/{ticket['id']}/claim", headers=tomasz)
+    await http.post(
+        f"/api/v1/tickets/{ticket['id']}/reply",
+        json={"text": "Добрий день! Повідомте воєводу <протягом 15 днів>."},
+        headers=tomasz,
+    )
+    (reply,) = await person.received()
+    assert reply["text"].startswith("<b>") and "Tarnów" in reply["text"]
+    assert "&lt;протягом 15 днів&gt;" in reply["text"], "the consultant's text is escaped for Telegram's HTML"
+    await http.post(f"/api/v1/tickets/{ticket['id']}/resolve", headers=tomasz)
+    (rating,) = await person.received()
+    assert buttons(rating) == [f"rate:{n}" for n in range(1, 6)]
+    (thanks,) = await person.press("rate:5")
+    assert number.group(0) in thanks["text"]
+
+
+async def test_a_duplicate_update_is_handled_once(person: Bot) -> None:
+    update = person.updates.message(person.chat, "ile kosztuje karta pobytu")
+    assert (await person.post(update)).status_code == 200
+    assert (await person.post(update)).status_code == 200
+    assert len(await person.received()) == 1
+
+
+async def test_the_secret_is_checked_and_a_malformed_update_is_acknowledged(person: Bot) -> None:
+    assert (await person.post(person.updates.message(person.chat, "hi"), secret=None)).status_code == 401
+    assert (await person.post(person.updates.message(person.chat, "hi"), secret="wrong")).status_code == 403
+    for body in ({"update_id": "x"}, {"nothing": True}, [1, 2]):
+        response = await person.post(body)  # type: ignore[arg-type]
+        assert response.status_code == 200
+    garbage = await person.http.post(
+        "/telegram/webhook", content=b"{not json", headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    )
+    assert garbage.status_code == 200
+    assert await person.received() == []
+
+
+async def test_messages_that_are_not_text_get_a_clear_reply(person: Bot, sessions: Any) -> None:
+    (sticker,) = await person.say(
+        "",
+        sticker={
+            "file_id": "s1",
+            "file_unique_id": "u",
+            "type": "regular",
+            "width": 1,
+            "height": 1,
+            "is_animated": False,
+            "is_video": False,
+        },
+    )
+    assert "text" in sticker["text"].lower() or "текст" in sticker["text"].lower()
+    (voice,) = await person.say("", voice={"file_id": "v1", "file_unique_id": "u", "duration": 3})
+    assert "12 210 20 20" in voice["text"]
+    photo = [
+        {"file_id": "p-small", "file_unique_id": "a", "width": 90, "height": 90, "file_size": 1000},
+        {"file_id": "p-large", "file_unique_id": "b", "width": 1280, "height": 960, "file_size": 90_000},
+    ]
+    (no_ticket,) = await person.say("", photo=photo)
+    assert "consultant:" in buttons(no_ticket)
+
+    await person.press("consultant:")
+    await person.press("choose_office:TARNOW")
+    await person.say("Прошу перевірити мій документ, у мене питання щодо заяви")
+    (done,) = await person.press("consent:yes")
+    (added,) = await person.say("", photo=photo, caption="Ось моя заява")
+    number = re.search(r"TAR-\d{4}-\d{6}", done["text"])
+    assert number is not None and number.group(0) in added["text"]
+    async with sessions() as session:
+        ticket = (await session.exec(select(Ticket).where(Ticket.number == number.group(0)))).one()
+        files = (await session.exec(select(TicketMessage).where(TicketMessage.ticket_id == ticket.id))).all()
+    assert [(m.text, (m.attachment or {}).get("file_id")) for m in files] == [("Ось моя заява", "p-large")]
+    big = [
+        {
+            "file_id": "d1",
+            "file_unique_id": "d",
+            "file_name": "scan.pdf",
+            "mime_type": "application/pdf",
+            "file_size": 30_000_000,
+        }
+    ]
+    (too_large,) = await person.say("", document=big[0])
+    assert "20" in too_large["text"]
+
+
+async def test_telegrams_retry_after_is_honoured(person: Bot, sessions: Any) -> None:
+    person.fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 7", 7)
+    await person.post(person.updates.message(person.chat, "ile kosztuje karta pobytu"))
+    await person.deliver()
+    assert person.fake.sent(person.chat) == [], "refused once"
+    async with sessions() as session:
+        (job,) = (await session.exec(select(OutboxJob).where(OutboxJob.recipient == str(person.chat)))).all()
+    assert job.status is OutboxStatus.PENDING and job.next_attempt_at >= utcnow() + timedelta(seconds=5)
+    await person.deliver()
+    assert person.fake.sent(person.chat) == [], "not before retry_after"
+    await person.deliver(now=lambda: utcnow() + timedelta(seconds=8))
+    assert len(person.fake.sent(person.chat)) == 1
+
+
+async def test_a_person_who_blocked_the_bot_is_marked_and_not_retried(person: Bot, sessions: Any) -> None:
+    person.fake.blocked_chats.add(person.chat)
+    await person.post(person.updates.message(person.chat, "ile kosztuje karta pobytu"))
+    await person.deliver()
+    async with sessions() as session:
+        conversation = await find_conversation(session, Channel.TELEGRAM, str(person.chat))
+        assert conversation is not None and conversation.blocked_at is not None
+    assert person.fake.attempts(person.chat) == 1
+    await person.deliver(now=lambda: utcnow() + timedelta(hours=1))
+    assert person.fake.attempts(person.chat) == 1, "no retry storm"
+    person.fake.blocked_chats.discard(person.chat)
+    await person.post(person.updates.message(person.chat, "dziękuję"))
+    await person.deliver()
+    assert len(person.fake.sent(person.chat)) == 1, "writing again unblocks"
+
+
+async def test_in_a_group_the_bot_points_to_a_private_chat_and_is_otherwise_silent(person: Bot) -> None:
+    await person.post(person.updates.in_group(person.chat, "скільки коштує карта"))
+    await person.post(person.updates.in_group(person.chat, "/start"))
+    await person.deliver()
+    group_messages = person.fake.sent(-person.chat)
+    assert (
+        (len(group_messages) == 1
+        and "private" in group_messages[0]["text"].lower())
+        or "приват" in group_messages[0]["text"].lower()
+    )
+
+
+async def test_commands_answer_in_the_persons_language(person: Bot) -> None:
+    await person.press("language:ru")
+    (topics,) = await person.say("/topics")
+    assert "topics:ukraine" in buttons(topics)
+    (ukraine,) = await person.press("topics:ukraine")
+    assert "choose_topic:cukr_card" in buttons(ukraine)
+    (privacy,) = await person.say("/privacy")
+    assert "forget:" in buttons(privacy)
+    (confirm,) = await person.say("/forget")
+    assert "forget:yes" in buttons(confirm)
+    (gone,) = await person.press("forget:yes")
+    assert gone["text"]
+    (status,) = await person.say("/status")
+    assert "12 210 20 20" in status["text"]
