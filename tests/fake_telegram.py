@@ -61,7 +61,11 @@ class FakeTelegram:
 
     def attempts(self, chat_id: int) -> int:
         """How many times a message to the chat was tried, delivered or not."""
-        return sum(1 for call in self.calls if call.method == "sendMessage" and int(call.params["chat_id"]) == chat_id)
+        return sum(
+            1
+            for call in self.calls
+            if call.method == "sendMessage" and int(call.params["chat_id"]) == chat_id
+        )
 
     def fail_next(self, method: str, status: int, description: str, retry_after: int | None = None) -> None:
         self.failures.setdefault(method, []).append((status, description, retry_after))

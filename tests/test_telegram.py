@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.app import create_app
 from infoopt.core.clock import utcnow
+from infoopt.core.i18n import say
 from infoopt.core.languages import Channel
 from infoopt.core.settings import Settings, TelegramSettings
 from tests.conftest import bearer
@@ -309,10 +310,9 @@ async def test_in_a_group_the_bot_points_to_a_private_chat_and_is_otherwise_sile
     await person.post(person.updates.in_group(person.chat, "/start"))
     await person.deliver()
     group_messages = person.fake.sent(-person.chat)
-    assert (
-        (len(group_messages) == 1
-        and "private" in group_messages[0]["text"].lower())
-        or "приват" in group_messages[0]["text"].lower()
+    pointer = say("uk", "I answer only in a private chat. Write to me directly, please.")
+    assert [message["text"] for message in group_messages] == [pointer], (
+        "one pointer for the command, silence otherwise"
     )
 
 
