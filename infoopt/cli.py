@@ -156,6 +156,65 @@ def worker(
         asyncio.run(run())
 
 
+bot_app = typer.Typer(help="The Telegram bot.", no_args_is_help=True)
+app.add_typer(bot_app, name="bot")
+
+
+def _telegram_settings() -> Settings:
+    settings = _settings()
+    if settings.telegram.bot_token is None:
+        typer.echo("set TELEGRAM_BOT_TOKEN first (from @BotFather)", err=True)
+        raise typer.Exit(2)
+    return settings
+
+
+@bot_app.command("poll")
+def bot_poll() -> None:
+    """Run the bot with long polling, for development: no public address or webhook needed.
+
+    Replies are delivered from this process (an outbox worker runs inside it).
+    """
+    settings = _telegram_settings()
+    db.upgrade(settings.database_url)
+
+    async def run() -> None:
+        from bot.telegram.channel import poll
+        from infoopt.services import Services
+
+        services = await Services.start(settings.model_copy(update={"outbox_in_process": True}))
+        assert services.telegram is not None
+        me = await services.telegram.bot.get_me()
+        typer.echo(f"polling as @{me.username}; write to the bot in Telegram (Ctrl+C stops)")
+        sys.stdout.flush()
+        try:
+            await poll(services.telegram)
+        finally:
+            await services.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+@bot_app.command("set-webhook")
+def bot_set_webhook() -> None:
+    """Register INFOOPT_PUBLIC_URL/telegram/webhook (with TELEGRAM_WEBHOOK_SECRET) and the command menu."""
+    settings = _telegram_settings()
+    if not settings.public_url or settings.telegram.webhook_secret is None:
+        typer.echo("set INFOOPT_PUBLIC_URL (https) and TELEGRAM_WEBHOOK_SECRET first", err=True)
+        raise typer.Exit(2)
+
+    async def run() -> str:
+        from bot.telegram.channel import build_bot, register_webhook
+
+        bot = build_bot(settings)
+        try:
+            return await register_webhook(bot, settings)
+        finally:
+            await bot.session.close()
+
+    typer.echo(f"Telegram now sends updates to {_run(run())}")
+
+
 nlu_app = typer.Typer(help="The NLU engines: train them, measure them.", no_args_is_help=True)
 app.add_typer(nlu_app, name="nlu")
 kb_app = typer.Typer(

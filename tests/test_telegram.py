@@ -330,3 +330,38 @@ async def test_commands_answer_in_the_persons_language(person: Bot) -> None:
     assert gone["text"]
     (status,) = await person.say("/status")
     assert "12 210 20 20" in status["text"]
+
+
+async def test_set_webhook_registers_the_public_url_with_the_secret(
+    fake: FakeTelegram, settings: Settings
+) -> None:
+    import asyncio
+    import os
+    import sys
+
+    environment = {
+        **os.environ,
+        "INFOOPT_ENV": "test",
+        "INFOOPT_DATABASE_URL": settings.database_url,
+        "TELEGRAM_BOT_TOKEN": fake.token,
+        "TELEGRAM_WEBHOOK_SECRET": SECRET,
+        "TELEGRAM_API_BASE": fake.url,
+        "INFOOPT_PUBLIC_URL": "https://infoopt.example.gov.pl/",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "infoopt.cli",
+        "bot",
+        "set-webhook",
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, output.decode()
+    (registered,) = [call.params for call in fake.calls if call.method == "setWebhook"]
+    assert registered["url"] == "https://infoopt.example.gov.pl/telegram/webhook"
+    assert registered["secret_token"] == SECRET
+    menus = [call.params for call in fake.calls if call.method == "setMyCommands"]
+    assert len(menus) == 4, "the command menu in four languages"

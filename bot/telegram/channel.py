@@ -21,7 +21,7 @@ from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.fsm.storage.redis import RedisStorage
-from aiogram.types import Update
+from aiogram.types import BotCommand, Update
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import update
@@ -35,7 +35,7 @@ from bot.replies import Reply
 from bot.state import PersonRef
 from bot.telegram.render import actions_to_json, reply_html, split_message
 from infoopt.core import db
-from infoopt.core.i18n import say
+from infoopt.core.i18n import N_, say
 from infoopt.core.languages import Channel
 from infoopt.core.limits import hit
 from infoopt.core.redis_store import is_in_process
@@ -171,3 +171,55 @@ class TelegramChannel:
 def update_from_json(payload: Any, bot: Bot) -> Update:
     """A webhook body as an aiogram Update (ValueError for anything that is not one)."""
     return Update.model_validate(payload, context={"bot": bot})
+
+
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+# The command menu Telegram shows, described in each language.
+COMMAND_MENU = {
+    "start": N_("Start, choose the language"),
+    "topics": N_("Topics"),
+    "human": N_("Talk to a consultant"),
+    "status": N_("Status of my case"),
+    "language": N_("Language"),
+    "help": N_("What the bot can do"),
+    "privacy": N_("What is stored about me"),
+    "forget": N_("Erase my data"),
+}
+
+
+async def announce_commands(bot: Bot) -> None:
+    """The command menu in every language the infoline speaks (Polish for everyone else)."""
+    for language in ("pl", "uk", "ru", "en"):
+        commands = [
+            BotCommand(command=name, description=say(language, text)) for name, text in COMMAND_MENU.items()
+        ]
+        await bot.set_my_commands(commands, language_code=None if language == "pl" else language)
+
+
+async def register_webhook(bot: Bot, settings: Settings) -> str:
+    """Point Telegram at this service's webhook, with the secret it must send; the URL registered."""
+    assert settings.public_url
+    assert settings.telegram.webhook_secret is not None
+    url = settings.public_url.rstrip("/") + "/telegram/webhook"
+    await bot.set_webhook(
+        url=url,
+        secret_token=settings.telegram.webhook_secret.get_secret_value(),
+        allowed_updates=ALLOWED_UPDATES,
+    )
+    await announce_commands(bot)
+    return url
+
+
+async def poll(channel: TelegramChannel) -> None:
+    """Long polling for development (no public address needed); each update goes the webhook's way."""
+    await channel.bot.delete_webhook(drop_pending_updates=False)
+    await announce_commands(channel.bot)
+    offset: int | None = None
+    while True:
+        updates = await channel.bot.get_updates(offset=offset, timeout=25, allowed_updates=ALLOWED_UPDATES)
+        for incoming in updates:
+            offset = incoming.update_id + 1
+            try:
+                await channel.process(incoming)
+            except Exception:  # one bad update must not stop the bot
+                log.exception("telegram.update_failed", extra={"update_id": incoming.update_id})
