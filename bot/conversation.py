@@ -141,7 +141,7 @@ class Conversation:
         text = clean_text(event.text)[:MAX_TEXT]
         event = replace(event, text=text)
         async with self.states.turn(person) as state:
-            language = self.choose_language(text, event.language, state)
+            language = self.choose_language(text, event.language, state, event.client_language)
             if event.language in LANGUAGES:
                 state.chosen_language = True
             state.language = language
@@ -165,18 +165,22 @@ class Conversation:
                 await self._remember_failure(session, reply, text or state.last_question or "", person)
             return reply
 
-    def choose_language(self, text: str, requested: str | None, state: PersonState) -> str:
-        """A language the person chose wins; otherwise a confident detection; otherwise what we used before."""
+    def choose_language(
+        self, text: str, requested: str | None, state: PersonState, client: str | None = None
+    ) -> str:
+        """A language the person chose wins; otherwise a confident detection; otherwise what we used
+        before; otherwise the language of the person's app (Telegram's), or Polish."""
         if requested in LANGUAGES:
             assert requested is not None
             return requested
         if state.chosen_language and state.language:
             return state.language
+        known = state.language or (client if client in LANGUAGES else None)
         if not text:
-            return state.language or "pl"
+            return known or "pl"
         detection = self.detector.detect(text)
-        if detection.confidence < 0.6 and state.language:
-            return state.language
+        if detection.confidence < 0.6 and known:
+            return known
         return detection.language
 
     async def _confident_topic(self, text: str) -> str | None:
@@ -636,7 +640,7 @@ class Conversation:
         if category is None:
             return self._info(
                 language,
-                "Choose a subject:",
+                CHOOSE_SUBJECT_TEXT,
                 tuple(
                     Action(ActionName.TOPICS, name, say(language, CATEGORY_TITLES.get(name, name)))
                     for name in groups
@@ -652,7 +656,7 @@ class Conversation:
                 actions.append(Action(ActionName.CHOOSE_TOPIC, topic_id, article.title))
         return self._info(
             language,
-            "Choose a topic:",
+            CHOOSE_TOPIC_TEXT,
             (*actions, Action(ActionName.TOPICS, None, say(language, "All subjects"))),
         )
 
@@ -876,6 +880,8 @@ SMALLTALK_TEXTS = {
 }
 TICKET_REOPENED = N_("Your request {number} is open again; a consultant will read your message.")
 TICKET_MESSAGE_ADDED = N_("Added to your request {number}. A consultant will answer here.")
+CHOOSE_SUBJECT_TEXT = N_("Choose a subject:")
+CHOOSE_TOPIC_TEXT = N_("Choose a topic:")
 HELP_TEXT = N_(
     "I answer questions about legal stay and work of foreigners in Małopolska, day and night, in Polish, Ukrainian, Russian and English. Write your question in your own words, or choose a subject. When I cannot help, a consultant at an information point (PID) answers your request here."
 )

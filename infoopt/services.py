@@ -22,6 +22,7 @@ from bot.state import StateStore
 from bot.suggestions import KnowledgeSuggester
 from bot.telegram.channel import TelegramChannel, build_bot
 from bot.telegram.delivery import TelegramDeliverer
+from bot.telegram.files import TelegramFiles
 from infoopt.core import db
 from infoopt.core.languages import Channel
 from infoopt.core.redis_store import create_redis
@@ -31,6 +32,7 @@ from knowledge_base.cache import PublishedCache
 from knowledge_base.events import listen_for_publishes
 from tickets.live import TicketFeed
 from tickets.outbox import Deliverer, OutboxWorker
+from tickets.routes import FileSource
 from tickets.service import PersonNotice, close_resolved
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,8 @@ class Services:
     deliverers: dict[Channel, Deliverer]
     suggest: KnowledgeSuggester
     telegram: TelegramChannel | None = None  # when TELEGRAM_BOT_TOKEN is set
+    # Where consultants fetch the files people sent, per channel.
+    files: dict[Channel, FileSource] = field(default_factory=dict)
     resolved_notice: Callable[[str, str], PersonNotice] = resolved_notice
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -145,6 +149,7 @@ class Services:
                 settings=settings,
             )
             services.deliverers[Channel.TELEGRAM] = TelegramDeliverer(bot)
+            services.files[Channel.TELEGRAM] = TelegramFiles(bot)
         listening = asyncio.Event()
         services.spawn(listen_for_publishes(services.redis, services.kb_cache, listening))
         try:

@@ -37,6 +37,7 @@ class FakeTelegram:
         app = web.Application()
         app.router.add_route("POST", "/bot{token}/{method}", self._handle)
         app.router.add_route("GET", "/bot{token}/{method}", self._handle)
+        app.router.add_route("GET", "/file/bot{token}/{path:.+}", self._file)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         with socket.socket() as probe:
@@ -87,6 +88,15 @@ class FakeTelegram:
             call.ok = False
             return self._error(403, "Forbidden: bot was blocked by the user", None)
         return web.json_response({"ok": True, "result": self._result(method, params)})
+
+    # What a downloaded file holds: its path's bytes (tests check the consultant gets exactly these).
+    FILE_BYTES = b"\x89PNG fake scan of an application"
+
+    async def _file(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        self.calls.append(Call("downloadFile", {"path": request.match_info["path"]}))
+        return web.Response(body=self.FILE_BYTES, content_type="application/octet-stream")
 
     @staticmethod
     def _error(status: int, description: str, retry_after: int | None) -> web.Response:

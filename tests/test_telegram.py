@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.conversation import ONLY_TEXT_TEXT
 from infoopt.app import create_app
 from infoopt.core.clock import utcnow
 from infoopt.core.i18n import say
@@ -241,7 +242,7 @@ async def test_messages_that_are_not_text_get_a_clear_reply(person: Bot, session
             "is_video": False,
         },
     )
-    assert "text" in sticker["text"].lower() or "текст" in sticker["text"].lower()
+    assert sticker["text"] == say("uk", ONLY_TEXT_TEXT), "in the language of the person's Telegram"
     (voice,) = await person.say("", voice={"file_id": "v1", "file_unique_id": "u", "duration": 3})
     assert "12 210 20 20" in voice["text"]
     photo = [
@@ -262,6 +263,20 @@ async def test_messages_that_are_not_text_get_a_clear_reply(person: Bot, session
         ticket = (await session.exec(select(Ticket).where(Ticket.number == number.group(0)))).one()
         files = (await session.exec(select(TicketMessage).where(TicketMessage.ticket_id == ticket.id))).all()
     assert [(m.text, (m.attachment or {}).get("file_id")) for m in files] == [("Ось моя заява", "p-large")]
+    tomasz = await bearer(person.http, "tomasz.tarnow")
+    download = await person.http.get(f"/staff/tickets/{ticket.id}/files/{files[0].id}", headers=tomasz)
+    assert download.status_code == 200 and download.content == FakeTelegram.FILE_BYTES
+    assert download.headers["content-disposition"].startswith("attachment;")
+    rafal = await bearer(person.http, "rafal.rondo")
+    refused = await person.http.get(f"/staff/tickets/{ticket.id}/files/{files[0].id}", headers=rafal)
+    assert refused.status_code == 403, "another point's consultant gets no file"
+    detail = (await person.http.get(f"/api/v1/tickets/{ticket.id}", headers=tomasz)).json()
+    assert detail["messages"][0]["attachment"] == {
+        "kind": "photo",
+        "name": detail["messages"][0]["attachment"]["name"],
+        "size": 90000,
+        "mime": "image/jpeg",
+    }
     big = [
         {
             "file_id": "d1",
@@ -365,3 +380,16 @@ async def test_set_webhook_registers_the_public_url_with_the_secret(
     assert registered["secret_token"] == SECRET
     menus = [call.params for call in fake.calls if call.method == "setMyCommands"]
     assert len(menus) == 4, "the command menu in four languages"
+
+
+async def test_too_many_messages_get_a_polite_word_not_an_answer(person: Bot, telegram_app: FastAPI) -> None:
+    limit = telegram_app.state.services.settings.ask_limit_per_minute
+    telegram_app.state.services.settings.ask_limit_per_minute = 3
+    try:
+        for _ in range(4):
+            await person.post(person.updates.message(person.chat, "ile kosztuje karta pobytu"))
+        messages = await person.received()
+    finally:
+        telegram_app.state.services.settings.ask_limit_per_minute = limit
+    assert len(messages) == 4
+    assert messages[-1]["text"] == say("uk", "Too many questions in a short time — please wait a minute.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -33,7 +34,7 @@ from tickets.offices import (
     update_office,
 )
 from tickets.outbox import resend
-from tickets.routes import DeskDep, actor_of, sla_breached, ticket_detail
+from tickets.routes import DeskDep, FileUnavailable, actor_of, sla_breached, ticket_detail
 from tickets.service import QueueFilter
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
@@ -204,6 +205,31 @@ async def ticket_thread(
     detail = await ticket_detail(session, actor_of(staff), ticket_id, utcnow())
     return templates.TemplateResponse(
         request, "ticket_thread.html", {"staff": staff, "ticket": detail, "local": _local}
+    )
+
+
+@router.get("/tickets/{ticket_id:int}/files/{message_id:int}")
+async def ticket_file(
+    ticket_id: int, message_id: int, staff: CurrentStaff, session: SessionDep, desk: DeskDep
+) -> Response:
+    """A file the person sent, fetched from their channel and handed over as a download (never shown
+    inline: a file from outside is not trusted to be what it says)."""
+    ticket = await service.get_ticket(session, actor_of(staff), ticket_id)
+    message = next((m for m in await service.thread(session, ticket) if m.id == message_id), None)
+    if message is None or not message.attachment or not message.attachment.get("file_id"):
+        raise service.UnknownTicket(f"ticket {ticket.number} has no file in message {message_id}")
+    source = desk.files.get(ticket.channel)
+    if source is None:
+        raise FileUnavailable(f"files from {ticket.channel.value} cannot be fetched here")
+    content = await source.fetch(str(message.attachment["file_id"]))
+    name = str(message.attachment.get("name") or f"file-{message_id}")
+    return Response(
+        content,
+        media_type="application/octet-stream",
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+            "Cache-Control": "no-store",
+        },
     )
 
 

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.core.clock import utcnow
 from infoopt.core.deps import SessionDep, get_services
+from infoopt.core.errors import DomainError
 from infoopt.core.languages import Channel
 from infoopt.staff.accounts import StaffUser
 from infoopt.staff.auth import CurrentStaff, Staff, check_csrf
@@ -46,10 +47,24 @@ class Suggester(Protocol):
     async def __call__(self, text: str, language: str) -> list[Suggestion]: ...
 
 
+class FileUnavailable(DomainError):
+    """The channel no longer has the file, or will not give it."""
+
+    status_code = 502
+    code = "file_unavailable"
+
+
+class FileSource(Protocol):
+    """Fetches a file a person sent, by the id their channel gave it (provided per channel by the wiring)."""
+
+    async def fetch(self, file_id: str) -> bytes: ...
+
+
 class DeskServices(Protocol):
     feed: TicketFeed
     suggest: Suggester
     resolved_notice: Callable[[str, str], PersonNotice]
+    files: dict[Channel, FileSource]
 
 
 def desk(request: Request) -> DeskServices:
@@ -125,6 +140,13 @@ class TicketsOut(BaseModel):
     items: list[TicketOut]
 
 
+class AttachmentOut(BaseModel):
+    kind: str
+    name: str
+    size: int | None
+    mime: str | None
+
+
 class ThreadMessageOut(BaseModel):
     id: int
     author: Literal["person", "consultant", "note", "bot"]
@@ -133,6 +155,7 @@ class ThreadMessageOut(BaseModel):
     created_at: datetime
     delivery: Literal["none", "pending", "sent", "failed", "unconfirmed"]
     delivery_error: str | None = None
+    attachment: AttachmentOut | None = Field(default=None, description="a file the person sent")
 
 
 class TranscriptLineOut(BaseModel):
@@ -195,6 +218,7 @@ async def ticket_detail(
                 created_at=m.created_at,
                 delivery=m.delivery.value,
                 delivery_error=m.delivery_error,
+                attachment=_attachment_out(m.attachment),
             )
             for m in await service.thread(session, ticket)
         ],
@@ -427,6 +451,18 @@ async def suggestions(
     """Knowledge-base answers that may fit this ticket, in the person's language (the NLU's top topics)."""
     ticket = await service.get_ticket(session, actor_of(staff), ticket_id)
     return await services.suggest(ticket.description, ticket.language)
+
+
+def _attachment_out(stored: dict[str, str | int | None] | None) -> AttachmentOut | None:
+    if not stored:
+        return None
+    size = stored.get("size")
+    return AttachmentOut(
+        kind=str(stored.get("kind") or "file"),
+        name=str(stored.get("name") or "file"),
+        size=size if isinstance(size, int) else None,
+        mime=str(stored["mime"]) if stored.get("mime") else None,
+    )
 
 
 def _message_out(message: Any, username: str | None) -> ThreadMessageOut:

@@ -30,6 +30,7 @@ class Event:
     action: ActionName | None = None
     value: str | None = None
     language: str | None = None  # the language the person chose in the client, if any
+    client_language: str | None = None  # the language of the person's app (a hint, not a choice)
     question: str | None = None  # for a vote from a client that keeps no conversation: what was asked
     # Something other than text: a photo or document (with `attachment`), or a voice note, sticker, ...
     media: str | None = None

@@ -128,7 +128,10 @@ class TelegramChannel:
         if not await self.within_limit(chat_id):
             await self.queue_text(
                 chat_id,
-                say(event.language or "pl", "Too many questions in a short time — please wait a minute."),
+                say(
+                    event.client_language or "pl",
+                    "Too many questions in a short time — please wait a minute.",
+                ),
             )
             return None
         async with db.transaction(self._sessions()) as session:

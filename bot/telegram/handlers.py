@@ -48,20 +48,29 @@ def client_language(message: Message | CallbackQuery) -> str | None:
 
 @private.message(CommandStart())
 async def start(message: Message, channel: Any) -> None:
-    await channel.turn(message.chat.id, Event(action=ActionName.START, value=client_language(message)))
+    await channel.turn(
+        message.chat.id,
+        Event(
+            action=ActionName.START, value=client_language(message), client_language=client_language(message)
+        ),
+    )
 
 
 @private.message(Command(*COMMANDS))
 async def command(message: Message, channel: Any) -> None:
     name = (message.text or "").split()[0].lstrip("/").split("@")[0].lower()
-    await channel.turn(message.chat.id, Event(action=COMMANDS[name]))
+    await channel.turn(
+        message.chat.id, Event(action=COMMANDS[name], client_language=client_language(message))
+    )
 
 
 @private.message(F.text)
 @private.edited_message(F.text)
 async def text(message: Message, channel: Any) -> None:
     """A question, or an answer to a step of a flow (an edited message is read as the new words)."""
-    await channel.turn(message.chat.id, Event(text=message.text or ""))
+    await channel.turn(
+        message.chat.id, Event(text=message.text or "", client_language=client_language(message))
+    )
 
 
 @private.message(F.photo)
@@ -76,7 +85,13 @@ async def photo(message: Message, channel: Any) -> None:
         "mime": "image/jpeg",
     }
     await channel.turn(
-        message.chat.id, Event(text=message.caption or "", media="photo", attachment=attachment)
+        message.chat.id,
+        Event(
+            text=message.caption or "",
+            media="photo",
+            attachment=attachment,
+            client_language=client_language(message),
+        ),
     )
 
 
@@ -92,19 +107,25 @@ async def document(message: Message, channel: Any) -> None:
         "mime": file.mime_type,
     }
     await channel.turn(
-        message.chat.id, Event(text=message.caption or "", media="document", attachment=attachment)
+        message.chat.id,
+        Event(
+            text=message.caption or "",
+            media="document",
+            attachment=attachment,
+            client_language=client_language(message),
+        ),
     )
 
 
 @private.message(F.voice | F.audio | F.video_note)
 async def voice(message: Message, channel: Any) -> None:
-    await channel.turn(message.chat.id, Event(media="voice"))
+    await channel.turn(message.chat.id, Event(media="voice", client_language=client_language(message)))
 
 
 @private.message()
 async def anything_else(message: Message, channel: Any) -> None:
     """Stickers, locations, contacts, videos, polls...: a clear word instead of silence."""
-    await channel.turn(message.chat.id, Event(media="other"))
+    await channel.turn(message.chat.id, Event(media="other", client_language=client_language(message)))
 
 
 @router.callback_query()
@@ -117,7 +138,9 @@ async def button(query: CallbackQuery, channel: Any) -> None:
         return
     action, value = parsed
     try:
-        reply = await channel.turn(message.chat.id, Event(action=action, value=value))
+        reply = await channel.turn(
+            message.chat.id, Event(action=action, value=value, client_language=client_language(query))
+        )
     except Exception:
         await query.answer()
         raise
