@@ -393,3 +393,11 @@ async def test_too_many_messages_get_a_polite_word_not_an_answer(person: Bot, te
         telegram_app.state.services.settings.ask_limit_per_minute = limit
     assert len(messages) == 4
     assert messages[-1]["text"] == say("uk", "Too many questions in a short time — please wait a minute.")
+
+
+async def test_an_edited_message_is_read_as_the_new_words(person: Bot) -> None:
+    update = person.updates.message(person.chat, "ile kosztuje karta pobytu")
+    edited = {"update_id": update["update_id"] + 1, "edited_message": {**update["message"], "edit_date": 1}}
+    assert (await person.post(edited)).status_code == 200
+    (answer,) = await person.received()
+    assert "full_answer:fees" in buttons(answer)
