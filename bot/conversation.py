@@ -218,6 +218,7 @@ class Conversation:
             topic_id=state.last_topic,
             on_ticket=self._announcer(session),
             classify=self._confident_topic,
+            contact=event.contact,
         )
         if event.media is not None:
             return await self._media(context, event)

@@ -19,6 +19,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from bot import api as bot_api
 from bot.telegram import webhook as telegram_webhook
+from bot.voice import routes as voice_routes
 from infoopt.core import db
 from infoopt.core.errors import NotFound, document_errors, install_error_handlers
 from infoopt.core.headers import SecurityHeaders
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(bot_api.api)
     app.include_router(bot_api.pages)
     app.include_router(telegram_webhook.router)
+    app.include_router(voice_routes.router)
     app.include_router(kb_routes.api)
     app.include_router(kb_routes.admin)
     app.include_router(ticket_routes.api)

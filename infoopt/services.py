@@ -23,6 +23,7 @@ from bot.suggestions import KnowledgeSuggester
 from bot.telegram.channel import TelegramChannel, build_bot
 from bot.telegram.delivery import TelegramDeliverer
 from bot.telegram.files import TelegramFiles
+from bot.voice.sms import SmsDeliverer
 from infoopt.core import db
 from infoopt.core.languages import Channel
 from infoopt.core.redis_store import create_redis
@@ -150,6 +151,8 @@ class Services:
             )
             services.deliverers[Channel.TELEGRAM] = TelegramDeliverer(bot)
             services.files[Channel.TELEGRAM] = TelegramFiles(bot)
+        if settings.twilio.account_sid and settings.twilio.auth_token:
+            services.deliverers[Channel.SMS] = SmsDeliverer(settings)
         listening = asyncio.Event()
         services.spawn(listen_for_publishes(services.redis, services.kb_cache, listening))
         try:
@@ -192,6 +195,9 @@ class Services:
         await asyncio.gather(*self.background, return_exceptions=True)
         if self.telegram is not None:
             await self.telegram.close()
+        sms = self.deliverers.get(Channel.SMS)
+        if isinstance(sms, SmsDeliverer):
+            await sms.close()
         await self.nlu.close()
         await self.redis.aclose()
         await self.engine.dispose()

@@ -31,6 +31,7 @@ class Event:
     value: str | None = None
     language: str | None = None  # the language the person chose in the client, if any
     client_language: str | None = None  # the language of the person's app (a hint, not a choice)
+    contact: str | None = None  # how to reach the person outside the channel: a caller's number
     question: str | None = None  # for a vote from a client that keeps no conversation: what was asked
     # Something other than text: a photo or document (with `attachment`), or a voice note, sticker, ...
     media: str | None = None
@@ -52,6 +53,7 @@ class FlowContext:
     topic_id: str | None = None
     # Called with a ticket and what happened to it (created, person_wrote, ...) for the live queue.
     on_ticket: Callable[[Ticket, str], None] | None = None
+    contact: str | None = None  # a caller's number, for a call back
     # The topic the NLU is confident a text is about, if any (for a ticket described in words).
     classify: Callable[[str], Awaitable[str | None]] | None = None
 

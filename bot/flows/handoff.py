@@ -15,7 +15,7 @@ from bot.flows import Event, Flow, FlowContext, Prompt, Step
 from bot.replies import Action, ActionName, TicketInfo
 from bot.text import has_content
 from infoopt.core.i18n import say
-from tickets.models import Ticket
+from tickets.models import Ticket, TicketPriority
 from tickets.offices import (
     WARSAW,
     OfficeDay,
@@ -216,6 +216,9 @@ async def _finish(context: FlowContext) -> Prompt:
         office_code=office_code,
         description=context.fields["description"],
         topic_id=context.fields.get("topic") or await _topic_of(context, context.fields["description"]),
+        contact=context.contact,
+        # A caller waiting for a call back goes first.
+        priority=TicketPriority.HIGH if context.contact else TicketPriority.NORMAL,
         now=context.now,
     )
     if context.on_ticket:

@@ -48,6 +48,16 @@ class TwilioSettings(BaseSettings):
     account_sid: str | None = None
     auth_token: SecretStr | None = None
     from_number: str | None = None
+    # Another Twilio REST server (a local fake in tests), as TELEGRAM_API_BASE is for Telegram.
+    api_base: str | None = None
+    # The voice that speaks each language (Polly has no Ukrainian voice: a Google one does).
+    voice_pl: str = "Polly.Ewa"
+    voice_uk: str = "Google.uk-UA-Standard-A"
+    voice_ru: str = "Polly.Tatyana"
+    voice_en: str = "Polly.Joanna"
+
+    def voice(self, language: str) -> str:
+        return str(getattr(self, f"voice_{language}", self.voice_pl))
 
 
 class Settings(BaseSettings):

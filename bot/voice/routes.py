@@ -1,0 +1,374 @@
+"""The voice line: Twilio's webhooks answered with TwiML built by the `twilio` library, one more renderer
+of the same conversation.
+
+A call: a greeting and a language menu (keypad 1–4, or the language's name said), then "ask your
+question" with speech recognition in that language; the answer is spoken, then 1 hears it again,
+2 asks another question, 3 sends the full answer with its links by SMS, 0 reaches a consultant. Any
+other reply's buttons (topics to choose, PID points, consent) become keypad digits. Silence, an
+unknown key or a call the app has no state for gets a short reprompt or the way to a consultant —
+never Twilio's "application error".
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from bot.flows import Event
+from bot.replies import Action, ActionName, Reply, ReplyKind
+from bot.state import PersonRef
+from bot.voice.calls import CallState, CallStore
+from bot.voice.speech import SPEECH_LANGUAGES, speakable
+from infoopt.core import db
+from infoopt.core.deps import get_services
+from infoopt.core.errors import DomainError, Forbidden, NotFound
+from infoopt.core.i18n import say
+from infoopt.core.languages import LANGUAGES, Channel
+from tickets.outbox import enqueue
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/twilio/voice", include_in_schema=False)
+LANGUAGE_DIGITS = {"1": "pl", "2": "uk", "3": "ru", "4": "en"}
+SPOKEN_LANGUAGES = {
+    "pl": ("polsk", "polish", "польськ", "польск"),
+    "uk": ("ukrai", "україн", "украин", "ukrain"),
+    "ru": ("rosyj", "russian", "русск", "россий", "російськ"),
+    "en": ("english", "angiel", "англ"),
+}
+MAX_FAILURES = 2
+MENU_DIGITS = "12345678"
+
+
+class TwilioNotConfigured(NotFound):
+    code = "not_found"
+
+
+class SignatureRejected(Forbidden):
+    code = "bad_signature"
+
+
+async def twilio_form(request: Request) -> dict[str, str]:
+    """The webhook's form, once its X-Twilio-Signature is checked against TWILIO_AUTH_TOKEN."""
+    settings = get_services(request).settings
+    token = settings.twilio.auth_token
+    if token is None or not settings.public_url:
+        raise TwilioNotConfigured("the voice line is not configured")
+    form = {key: str(value) for key, value in (await request.form()).items()}
+    url = (
+        settings.public_url.rstrip("/")
+        + request.url.path
+        + (f"?{request.url.query}" if request.url.query else "")
+    )
+    signature = request.headers.get("x-twilio-signature", "")
+    if not RequestValidator(token.get_secret_value()).validate(url, form, signature):
+        raise SignatureRejected("the request is not signed by Twilio")
+    return form
+
+
+TwilioForm = Annotated[dict[str, str], Depends(twilio_form)]
+
+
+def twiml(response: VoiceResponse) -> Response:
+    return Response(str(response), media_type="application/xml")
+
+
+class Voice:
+    """Speaks and listens in one language, with the configured voice."""
+
+    def __init__(self, request: Request, language: str) -> None:
+        self.language = language if language in LANGUAGES else "pl"
+        self.settings = get_services(request).settings
+        self.code = SPEECH_LANGUAGES[self.language]
+        self.voice = self.settings.twilio.voice(self.language)
+
+    def say(self, target: VoiceResponse | Gather, text: str) -> None:
+        target.say(text, voice=self.voice, language=self.code)
+
+    def gather(self, *, speech: bool = True, hints: str | None = None) -> Gather:
+        return Gather(
+            input="speech dtmf" if speech else "dtmf",
+            action="/twilio/voice/turn",
+            method="POST",
+            language=self.code,
+            num_digits=1,
+            timeout=6,
+            speech_timeout="auto" if speech else None,
+            hints=hints,
+            action_on_empty_result=True,
+        )
+
+
+def _menu_prompt(language: str, menu: dict[str, dict[str, str | None]]) -> str:
+    return " ".join(
+        say(language, "Press {digit}: {label}.", digit=digit, label=str(entry["label"]))
+        for digit, entry in menu.items()
+    )
+
+
+def _entry(action: Action) -> dict[str, str | None]:
+    return {"action": action.action.value, "value": action.value, "label": action.label}
+
+
+def _menu_for(reply: Reply, language: str) -> dict[str, dict[str, str | None]]:
+    """What the keypad means after this reply."""
+    if reply.kind in (ReplyKind.ANSWER, ReplyKind.FULL_ANSWER):
+        menu = {
+            "1": {"action": "repeat", "value": None, "label": say(language, "hear it again")},
+            "2": {"action": "ask", "value": None, "label": say(language, "ask another question")},
+            "3": {"action": "sms", "value": None, "label": say(language, "get the full answer by SMS")},
+        }
+    else:
+        menu = {}
+        actions = [a for a in reply.actions if a.action not in (ActionName.CONSULTANT, ActionName.CANCEL)]
+        if reply.kind is ReplyKind.CLARIFY:
+            actions = actions[:2]  # on the phone two choices are plenty
+        for digit, action in zip(MENU_DIGITS, actions, strict=False):
+            menu[digit] = _entry(action)
+        if any(a.action is ActionName.CANCEL for a in reply.actions):
+            menu["9"] = {"action": ActionName.CANCEL.value, "value": None, "label": say(language, "Cancel")}
+    if reply.kind is not ReplyKind.HANDOFF or reply.ticket is None:
+        menu["0"] = {
+            "action": ActionName.CONSULTANT.value,
+            "value": None,
+            "label": say(language, "a consultant"),
+        }
+    return menu
+
+
+def _sms_text(reply: Reply) -> str:
+    """The answer as an SMS: the title, the short answer written out (account numbers and all), and the
+    official links where the whole answer is (a full article would run to a dozen SMS parts)."""
+    short = reply.text if not reply.markdown else ""
+    article = reply.full_answer or ""
+    first = short or (article.split("\n\n")[0] if article else "")
+    links = "\n".join(reply.sources)
+    body = "\n\n".join(part for part in (reply.title or "", first) if part)
+    room = 1200 - len(links)
+    return (body[:room].rstrip() + ("…" if len(body) > room else "") + ("\n\n" + links if links else "")).strip()
+
+
+def speak_reply(request: Request, state: CallState, reply: Reply) -> VoiceResponse:
+    """The Reply as TwiML: said, then the menu (or a question to answer by voice) gathered."""
+    voice = Voice(request, reply.language)
+    text = speakable(reply.text, voice.language, markdown=reply.markdown)
+    if reply.kind in (ReplyKind.ANSWER, ReplyKind.FULL_ANSWER):
+        state.sms_text, state.sms_sent = _sms_text(reply), False
+    menu = _menu_for(reply, voice.language)
+    state.menu, state.last_said = menu, text
+    response = VoiceResponse()
+    if reply.kind is ReplyKind.HANDOFF and reply.ticket is not None:
+        state.outcome = "callback"
+        voice.say(response, text)
+        voice.say(response, say(voice.language, "We will call you back at this number. Goodbye."))
+        response.hangup()
+        return response
+    gather = voice.gather(speech=True)
+    voice.say(gather, text)
+    prompt = _menu_prompt(voice.language, {d: e for d, e in menu.items() if d != "0"})
+    if prompt:
+        voice.say(gather, prompt)
+    voice.say(gather, say(voice.language, "For a consultant, press 0."))
+    response.append(gather)
+    return response
+
+
+def ask_question(request: Request, state: CallState, *, lead: str | None = None) -> VoiceResponse:
+    voice = Voice(request, state.language or "pl")
+    state.menu = {
+        "0": {
+            "action": ActionName.CONSULTANT.value,
+            "value": None,
+            "label": say(voice.language, "a consultant"),
+        }
+    }
+    response = VoiceResponse()
+    gather = voice.gather(speech=True)
+    if lead:
+        voice.say(gather, lead)
+    voice.say(
+        gather,
+        say(voice.language, "Ask your question in a few words after the tone. For a consultant, press 0."),
+    )
+    response.append(gather)
+    return response
+
+
+def language_menu(request: Request) -> VoiceResponse:
+    response = VoiceResponse()
+    greeting = Voice(request, "pl")
+    gather = Gather(
+        input="dtmf speech",
+        action="/twilio/voice/language",
+        method="POST",
+        num_digits=1,
+        timeout=6,
+        language="pl-PL",
+        hints="polski, українська, русский, English",
+        action_on_empty_result=True,
+    )
+    greeting.say(
+        gather,
+        say(
+            "pl",
+            "Welcome to INFO.OPT, the information line for foreigners of the Małopolska Voivodeship Office.",
+        ),
+    )
+    for digit, language in LANGUAGE_DIGITS.items():
+        Voice(request, language).say(gather, say(language, "For English, press {digit}.", digit=digit))
+    response.append(gather)
+    return response
+
+
+@router.post("")
+async def incoming_call(request: Request, form: TwilioForm) -> Response:
+    """A new call: the greeting and the language menu."""
+    calls = CallStore(get_services(request).redis)
+    call_sid = form.get("CallSid", "")
+    if await calls.load(call_sid) is None:  # Twilio may retry the webhook: the call starts once
+        await calls.save(call_sid, CallState(caller=form.get("From", "")))
+    return twiml(language_menu(request))
+
+
+@router.post("/language")
+async def choose_language(request: Request, form: TwilioForm) -> Response:
+    calls = CallStore(get_services(request).redis)
+    call_sid = form.get("CallSid", "")
+    state = await calls.load(call_sid) or CallState(caller=form.get("From", ""))
+    digits, speech = form.get("Digits", ""), form.get("SpeechResult", "").lower()
+    language = LANGUAGE_DIGITS.get(digits) or next(
+        (code for code, stems in SPOKEN_LANGUAGES.items() if any(stem in speech for stem in stems)), None
+    )
+    if language is None:
+        state.failures += 1
+        if state.failures <= MAX_FAILURES:
+            await calls.save(call_sid, state)
+            return twiml(language_menu(request))
+        language = "pl"  # the office's language, after two tries
+    state.language, state.failures = language, 0
+    response = ask_question(request, state)
+    await calls.save(call_sid, state)
+    return twiml(response)
+
+
+@router.post("/turn")
+async def turn(request: Request, form: TwilioForm) -> Response:
+    """What the caller said or pressed, through the conversation, spoken back."""
+    services = get_services(request)
+    calls = CallStore(services.redis)
+    call_sid = form.get("CallSid", "")
+    state = await calls.load(call_sid)
+    if state is None:  # a call this app has no memory of (expired, or state lost): start it over politely
+        state = CallState(caller=form.get("From", ""))
+        await calls.save(call_sid, state)
+        return twiml(language_menu(request))
+    language = state.language or "pl"
+    digits, speech = form.get("Digits", "").strip(), form.get("SpeechResult", "").strip()
+    event: Event | None = None
+    if digits:
+        entry = state.menu.get(digits[:1])
+        if entry is None:
+            return await _reprompt(
+                request, calls, call_sid, state, say(language, "That key does nothing here.")
+            )
+        action = str(entry["action"])
+        if action == "repeat":
+            response = VoiceResponse()
+            voice = Voice(request, language)
+            gather = voice.gather(speech=True)
+            voice.say(gather, state.last_said)
+            voice.say(gather, _menu_prompt(language, {d: e for d, e in state.menu.items() if d != "0"}))
+            response.append(gather)
+            await calls.save(call_sid, state)
+            return twiml(response)
+        if action == "ask":
+            response = ask_question(request, state)
+            await calls.save(call_sid, state)
+            return twiml(response)
+        if action == "sms":
+            return await _send_sms(request, calls, call_sid, state)
+        event = Event(
+            action=ActionName(action), value=entry.get("value"), language=language, contact=state.caller
+        )
+    elif speech:
+        event = Event(text=speech, language=language, contact=state.caller)
+    else:
+        return await _reprompt(request, calls, call_sid, state, say(language, "I did not hear anything."))
+    state.failures = 0
+    try:
+        async with db.transaction(services.sessions) as session:
+            reply = await services.conversation.handle(session, PersonRef(Channel.VOICE, call_sid), event)
+    except DomainError:  # a stale button, an unknown value: say so, offer a person
+        return await _reprompt(request, calls, call_sid, state, say(language, "That key does nothing here."))
+    response = speak_reply(request, state, reply)
+    await calls.save(call_sid, state)
+    return twiml(response)
+
+
+async def _reprompt(
+    request: Request, calls: CallStore, call_sid: str, state: CallState, lead: str
+) -> Response:
+    """Silence or a wrong key: once more; after two, the way to a consultant."""
+    state.failures += 1
+    language = state.language or "pl"
+    if state.failures > MAX_FAILURES:
+        state.failures = 0
+        response = VoiceResponse()
+        voice = Voice(request, language)
+        gather = voice.gather(speech=False)
+        voice.say(
+            gather,
+            say(language, "I could not understand. To reach a consultant, press 0, or call again later."),
+        )
+        response.append(gather)
+        state.menu = {
+            "0": {
+                "action": ActionName.CONSULTANT.value,
+                "value": None,
+                "label": say(language, "a consultant"),
+            }
+        }
+        await calls.save(call_sid, state)
+        return twiml(response)
+    voice = Voice(request, language)
+    response = VoiceResponse()
+    gather = voice.gather(speech=True)
+    voice.say(gather, lead)
+    voice.say(
+        gather,
+        state.last_said
+        or say(language, "Ask your question in a few words after the tone. For a consultant, press 0."),
+    )
+    response.append(gather)
+    await calls.save(call_sid, state)
+    return twiml(response)
+
+
+async def _send_sms(request: Request, calls: CallStore, call_sid: str, state: CallState) -> Response:
+    """The last answer, in full with its links, to the caller's phone — through the outbox (once)."""
+    services = get_services(request)
+    language = state.language or "pl"
+    if state.sms_text and state.caller and not state.sms_sent:
+        async with db.transaction(services.sessions) as session:
+            enqueue(session, channel=Channel.SMS, recipient=state.caller, text=state.sms_text)
+            services.feed.wake_after_commit(session)
+        state.sms_sent = True
+        lead = say(language, "I am sending the answer by SMS to the number you are calling from.")
+    elif state.sms_sent:
+        lead = say(language, "The SMS is on its way.")
+    else:
+        lead = say(language, "I have nothing to send by SMS yet.")
+    response = VoiceResponse()
+    voice = Voice(request, language)
+    gather = voice.gather(speech=True)
+    voice.say(gather, lead)
+    voice.say(gather, _menu_prompt(language, {d: e for d, e in state.menu.items() if d in ("1", "2")}))
+    voice.say(gather, say(language, "For a consultant, press 0."))
+    response.append(gather)
+    await calls.save(call_sid, state)
+    return twiml(response)

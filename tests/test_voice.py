@@ -1,0 +1,231 @@
+"""The voice line end to end: Twilio's webhooks signed with the real RequestValidator, the call followed
+through the TwiML's own action URLs, the SMS arriving at a local fake of Twilio's REST API."""
+
+from __future__ import annotations
+
+import random
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+import pytest
+from aiohttp import web
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from twilio.request_validator import RequestValidator
+
+from infoopt.app import create_app
+from infoopt.core.settings import Settings, TwilioSettings
+from tickets.models import Ticket, TicketPriority
+from tickets.outbox import drain
+
+pytestmark = pytest.mark.usefixtures("synced_kb")
+TOKEN = "twilio-auth-token-for-the-tests-0123"
+PUBLIC = "https://infoopt.example.gov.pl"
+VERBS = {"Response", "Say", "Gather", "Hangup", "Redirect", "Dial", "Number", "Pause", "Play"}
+
+
+class FakeTwilio:
+    """Twilio's REST API as far as sending an SMS goes: records the messages."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, str]] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        import socket
+
+        app = web.Application()
+        app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._message)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def _message(self, request: web.Request) -> web.Response:
+        form = {key: str(value) for key, value in (await request.post()).items()}
+        self.messages.append(form)
+        return web.json_response(
+            {
+                "sid": f"SM{len(self.messages):032d}",
+                "status": "queued",
+                "to": form.get("To"),
+                "body": form.get("Body"),
+            },
+            status=201,
+        )
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+async def fake_twilio() -> AsyncIterator[FakeTwilio]:
+    server = FakeTwilio()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="module")
+async def voice_app(settings: Settings, fake_twilio: FakeTwilio) -> AsyncIterator[FastAPI]:
+    configured = settings.model_copy(
+        update={
+            "public_url": PUBLIC,
+            "twilio": TwilioSettings(
+                account_sid="AC" + "0" * 32,
+                auth_token=SecretStr(TOKEN),
+                from_number="+48120000000",
+                api_base=fake_twilio.url,
+            ),
+        }
+    )
+    application = create_app(configured)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def sessions(
+    voice_app: FastAPI, pg_engine: AsyncEngine
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    services = voice_app.state.services
+    async with pg_engine.connect() as connection:
+        outer = await connection.begin()
+        factory = async_sessionmaker(
+            bind=connection,
+            class_=AsyncSession,
+            expire_on_commit=False,
+            join_transaction_mode="create_savepoint",
+        )
+        original, services.sessions = services.sessions, factory
+        try:
+            yield factory
+        finally:
+            services.sessions = original
+            await outer.rollback()
+
+
+class Call:
+    """A caller: posts what Twilio would post, signed, and follows the TwiML's action URLs."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        self.sid = f"CA{random.getrandbits(128):032x}"
+        self.caller = f"+48600{random.randint(100000, 999999)}"
+        self.action = "/twilio/voice"
+
+    async def post(self, path: str, params: dict[str, str], *, sign: bool = True) -> ET.Element:
+        params = {"CallSid": self.sid, "From": self.caller, "To": "+48122102020", **params}
+        signature = RequestValidator(TOKEN).compute_signature(PUBLIC + path, params) if sign else "forged"
+        response = await self.http.post(path, data=params, headers={"X-Twilio-Signature": signature})
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("application/xml")
+        root = ET.fromstring(response.text)  # noqa: S314 - our own TwiML under test
+        assert root.tag == "Response" and {element.tag for element in root.iter()} <= VERBS, response.text
+        gather = root.find("Gather")
+        if gather is not None:
+            self.action = urljoin(path, gather.get("action", path))
+        return root
+
+    async def next(self, **params: str) -> ET.Element:
+        return await self.post(self.action, params)
+
+
+def spoken(root: ET.Element) -> str:
+    return " ".join(say.text or "" for say in root.iter("Say"))
+
+
+@pytest.fixture
+async def call(voice_app: FastAPI, sessions: Any) -> AsyncIterator[Call]:
+    transport = httpx.ASGITransport(app=voice_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield Call(http)
+
+
+async def test_a_caller_hears_the_answer_gets_the_sms_and_reaches_a_consultant(
+    call: Call, voice_app: FastAPI, sessions: Any, fake_twilio: FakeTwilio
+) -> None:
+    menu = await call.post("/twilio/voice", {})
+    assert menu.find("Gather") is not None and "INFO.OPT" in spoken(menu)
+    question = await call.next(Digits="2")
+    gather = question.find("Gather")
+    assert (
+        gather is not None and gather.get("language") == "uk-UA" and "speech" in (gather.get("input") or "")
+    )
+    assert {say.get("voice") for say in question.iter("Say")} == {"Google.uk-UA-Standard-A"}
+
+    answer = await call.next(SpeechResult="скільки коштує карта побиту куди платити")
+    words = spoken(answer)
+    assert "http" not in words and "](" not in words and "**" not in words
+    assert "злот" in words, "amounts said as words of the language"
+    sms = await call.next(Digits="3")
+    assert "SMS" in spoken(sms)
+    await drain(sessions, voice_app.state.services.deliverers)
+    (message,) = [m for m in fake_twilio.messages if m["To"] == call.caller]
+    assert "https://" in message["Body"] and message["From"] == "+48120000000"
+    again = await call.next(Digits="3")
+    await drain(sessions, voice_app.state.services.deliverers)
+    assert len([m for m in fake_twilio.messages if m["To"] == call.caller]) == 1, (
+        "one SMS, however often 3 is pressed"
+    )
+    assert again.find("Gather") is not None
+
+    offices = await call.next(Digits="0")
+    assert "Tarnów" in spoken(offices)
+    tarnow_digit = next(
+        digit
+        for digit in "12345678"
+        if f"{digit}: Tarnów" in spoken(offices) or f"{digit}: Тарнів" in spoken(offices)
+    )
+    consent = await call.next(Digits=tarnow_digit)
+    assert "1:" in spoken(consent)
+    done = await call.next(Digits="1")
+    assert done.find("Hangup") is not None
+    async with sessions() as session:
+        ticket = (await session.exec(select(Ticket).where(Ticket.contact == call.caller))).one()
+    assert ticket.channel.value == "voice" and ticket.office_code == "TARNOW" and ticket.language == "uk"
+    assert ticket.priority is TicketPriority.HIGH, "a caller waiting for a call back goes first"
+    assert ticket.number in spoken(done).replace(" ", "") or ticket.number.split("-")[-1].lstrip(
+        "0"
+    ) in spoken(done)
+
+
+async def test_a_forged_signature_is_refused(call: Call) -> None:
+    params = {"CallSid": call.sid, "From": call.caller}
+    response = await call.http.post("/twilio/voice", data=params, headers={"X-Twilio-Signature": "forged"})
+    assert response.status_code == 403
+    response = await call.http.post("/twilio/voice", data=params)
+    assert response.status_code == 403
+
+
+async def test_silence_and_wrong_keys_get_a_reprompt_then_a_consultant(call: Call) -> None:
+    await call.post("/twilio/voice", {})
+    await call.next(Digits="1")
+    first = await call.next()
+    assert first.find("Gather") is not None and spoken(first)
+    await call.next(Digits="7")
+    last = await call.next()
+    assert "0" in spoken(last) and last.find("Gather") is not None
+
+
+async def test_a_call_the_app_does_not_know_starts_over_politely(call: Call) -> None:
+    unknown = await call.post("/twilio/voice/turn", {"SpeechResult": "halo"})
+    assert unknown.find("Gather") is not None and "INFO.OPT" in spoken(unknown)
+
+
+async def test_saying_the_language_works_too(call: Call) -> None:
+    await call.post("/twilio/voice", {})
+    question = await call.next(SpeechResult="English please")
+    gather = question.find("Gather")
+    assert gather is not None and gather.get("language") == "en-US"
