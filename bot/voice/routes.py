@@ -150,7 +150,9 @@ def _sms_text(reply: Reply) -> str:
     links = "\n".join(reply.sources)
     body = "\n\n".join(part for part in (reply.title or "", first) if part)
     room = 1200 - len(links)
-    return (body[:room].rstrip() + ("…" if len(body) > room else "") + ("\n\n" + links if links else "")).strip()
+    return (
+        body[:room].rstrip() + ("…" if len(body) > room else "") + ("\n\n" + links if links else "")
+    ).strip()
 
 
 def speak_reply(request: Request, state: CallState, reply: Reply) -> VoiceResponse:
