@@ -12,6 +12,7 @@ from tickets.models import (
     TicketCounter,
     TicketEvent,
     TicketMessage,
+    VoiceCall,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "TicketCounter",
     "TicketEvent",
     "TicketMessage",
+    "VoiceCall",
 ]

@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from twilio.request_validator import RequestValidator
 
 from infoopt.app import create_app
+from infoopt.core.i18n import say
 from infoopt.core.settings import Settings, TwilioSettings
 from tickets.models import Ticket, TicketPriority
 from tickets.outbox import drain
@@ -229,3 +230,86 @@ async def test_saying_the_language_works_too(call: Call) -> None:
     question = await call.next(SpeechResult="English please")
     gather = question.find("Gather")
     assert gather is not None and gather.get("language") == "en-US"
+
+
+async def test_during_opening_hours_the_caller_is_put_through_and_a_missed_transfer_leaves_a_callback(
+    call: Call, voice_app: FastAPI, sessions: Any
+) -> None:
+    from datetime import datetime
+
+    from tickets.models import PidOffice, VoiceCall
+    from tickets.offices import WARSAW
+
+    async with sessions() as session:
+        office = (await session.exec(select(PidOffice).where(PidOffice.code == "TARNOW"))).one()
+        office.phone = "+48146000000"
+        session.add(office)
+        await session.commit()
+    conversation = voice_app.state.services.conversation
+    monday_morning = datetime(2026, 12, 7, 10, 0, tzinfo=WARSAW)
+    original_now = conversation.now
+    conversation.now = lambda: monday_morning
+    try:
+        await call.post("/twilio/voice", {})
+        await call.next(Digits="1")
+        listing = await call.next(SpeechResult="chcę rozmawiać z konsultantem")
+        tarnow = next(d for d in "12345678" if f"{d}: Tarnów" in spoken(listing))
+        described = await call.next(Digits=tarnow)
+        if "1:" not in spoken(described):  # asked to describe the question first
+            described = await call.next(SpeechResult="potrzebuję pomocy z wnioskiem o kartę pobytu dla żony")
+        transfer = await call.next(Digits="1")
+    finally:
+        conversation.now = original_now
+    dial = transfer.find("Dial")
+    assert dial is not None and dial.findtext("Number") == "+48146000000"
+    assert dial.get("action") == "/twilio/voice/dial"
+    missed = await call.post("/twilio/voice/dial", {"DialCallStatus": "no-answer"})
+    assert missed.find("Hangup") is not None
+    assert spoken(missed) == say(
+        "pl",
+        "Nobody could answer just now. Your request is saved and a consultant will call you back at this number. Goodbye.",
+    )
+    await call.post("/twilio/voice/status", {"CallStatus": "completed", "CallDuration": "95"})
+    async with sessions() as session:
+        record = (await session.exec(select(VoiceCall).where(VoiceCall.call_sid == call.sid))).one()
+        ticket = (await session.exec(select(Ticket).where(Ticket.contact == call.caller))).one()
+    assert record.outcome.value == "callback" and record.duration_seconds == 95
+    assert record.ticket_number == ticket.number and call.caller not in record.caller, "the number is masked"
+
+
+async def test_a_retried_webhook_gets_the_same_answer_once(call: Call, sessions: Any) -> None:
+    from tickets.models import Conversation, ConversationMessage
+
+    await call.post("/twilio/voice", {})
+    await call.next(Digits="1")
+    params = {
+        "CallSid": call.sid,
+        "From": call.caller,
+        "To": "+48122102020",
+        "SpeechResult": "ile kosztuje karta pobytu",
+    }
+    signature = RequestValidator(TOKEN).compute_signature(PUBLIC + "/twilio/voice/turn", params)
+    headers = {"X-Twilio-Signature": signature, "I-Twilio-Idempotency-Token": f"retry-{call.sid}"}
+    first = await call.http.post("/twilio/voice/turn", data=params, headers=headers)
+    second = await call.http.post("/twilio/voice/turn", data=params, headers=headers)
+    assert first.status_code == second.status_code == 200 and first.text == second.text
+    async with sessions() as session:
+        conversation = (
+            await session.exec(select(Conversation).where(Conversation.external_id == call.sid))
+        ).one()
+        said = (
+            await session.exec(
+                select(ConversationMessage).where(ConversationMessage.conversation_id == conversation.id)
+            )
+        ).all()
+    assert len(said) == 2, "one question and one answer, not two of each"
+
+
+async def test_a_caller_who_hangs_up_at_the_menu_is_counted_as_abandoned(call: Call, sessions: Any) -> None:
+    from tickets.models import VoiceCall
+
+    await call.post("/twilio/voice", {})
+    await call.post("/twilio/voice/status", {"CallStatus": "completed", "CallDuration": "4"})
+    async with sessions() as session:
+        record = (await session.exec(select(VoiceCall).where(VoiceCall.call_sid == call.sid))).one()
+    assert record.outcome.value == "abandoned"

@@ -30,6 +30,8 @@ class PidOfficeBase(SQLModel):
     ticket_prefix: str = Field(default="OPT", max_length=8)
     # The first answer is due within this many opening hours of the point.
     sla_hours: int = Field(default=8, ge=1, le=200)
+    # Where the voice line transfers callers during opening hours (E.164, e.g. +48122102020); none: callback.
+    phone: str | None = Field(default=None, max_length=32)
 
 
 class PidOffice(PidOfficeBase, table=True):
@@ -244,3 +246,26 @@ class OutboxJob(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=300)
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+
+
+class CallOutcome(StrEnum):
+    BOT = "bot"  # answered by the bot
+    TRANSFERRED = "transferred"  # put through to a PID point
+    CALLBACK = "callback"  # a callback ticket was left
+    ABANDONED = "abandoned"  # hung up before any answer
+
+
+class VoiceCall(SQLModel, table=True):
+    """One call to the voice line, as Twilio's status callback reported it (the caller's number masked)."""
+
+    __tablename__ = "voice_call"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_sid: str = Field(max_length=64, unique=True)
+    caller: str = Field(max_length=16)  # masked: country code and last three digits
+    language: str | None = Field(default=None, max_length=2)
+    outcome: CallOutcome = Field(sa_column=Column(enum_column(CallOutcome), nullable=False))
+    status: str = Field(max_length=20)
+    duration_seconds: int = 0
+    ticket_number: str | None = Field(default=None, max_length=24)
+    ended_at: datetime = Field(default_factory=utcnow, index=True)

@@ -180,6 +180,7 @@ class InvalidOfficeSettings(DomainError):
 
 
 _CLOCK = re.compile(r"\d{1,2}:\d{2}")
+_PHONE = re.compile(r"\+\d{8,15}")
 
 
 def parse_hours(spans: dict[str, tuple[str, str]]) -> WeeklyHours:
@@ -211,6 +212,7 @@ async def update_office(
     ticket_prefix: str,
     note: str | None,
     active: bool,
+    phone: str | None = None,
 ) -> PidOffice:
     """An admin's change to a point's hours, SLA, ticket prefix, note or availability; audited."""
     office = await get_office(session, code)
@@ -221,16 +223,21 @@ async def update_office(
         raise InvalidOfficeSettings("the ticket prefix is 2 to 8 letters or digits, e.g. TAR")
     if hours is not None and not hours:
         raise InvalidOfficeSettings("give at least one open day, or mark the hours as still to be confirmed")
+    phone = (phone or "").replace(" ", "").strip() or None
+    if phone is not None and not _PHONE.fullmatch(phone):
+        raise InvalidOfficeSettings("write the transfer number with the country code, e.g. +48122102020")
     before = {
         "hours": office.hours,
         "sla_hours": office.sla_hours,
         "ticket_prefix": office.ticket_prefix,
         "note": office.note,
         "active": office.active,
+        "phone": office.phone,
     }
     office.hours, office.sla_hours, office.ticket_prefix = hours, sla_hours, prefix
     office.note = (note or "").strip()[:500] or None
     office.active = active
+    office.phone = phone
     office.updated_at = utcnow()
     session.add(office)
     after = {
@@ -239,6 +246,7 @@ async def update_office(
         "ticket_prefix": office.ticket_prefix,
         "note": office.note,
         "active": office.active,
+        "phone": office.phone,
     }
     changed: dict[str, object] = {
         key: {"from": before[key], "to": after[key]} for key in after if before[key] != after[key]

@@ -395,6 +395,7 @@ def _office_form(office: PidOffice) -> dict[str, Any]:
         "ticket_prefix": office.ticket_prefix,
         "note": office.note or "",
         "active": office.active,
+        "phone": office.phone or "",
     }
 
 
@@ -433,6 +434,7 @@ async def office_save(code: str, request: Request, staff: CurrentAdmin, session:
         "ticket_prefix": str(form.get("ticket_prefix", ""))[:8],
         "note": str(form.get("note", ""))[:500],
         "active": form.get("active") == "on",
+        "phone": str(form.get("phone", ""))[:32],
     }
     try:
         async with session.begin_nested():
@@ -448,6 +450,7 @@ async def office_save(code: str, request: Request, staff: CurrentAdmin, session:
                 ticket_prefix=str(typed["ticket_prefix"]),
                 note=str(typed["note"]),
                 active=bool(typed["active"]),
+                phone=str(typed["phone"]),
             )
     except InvalidOfficeSettings as error:
         return templates.TemplateResponse(

@@ -3,6 +3,7 @@ the language, the caller's number, what the keypad digits mean right now, and wh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -27,10 +28,11 @@ class CallState:
     sms_text: str = ""  # the full answer with its links, if the caller wants it by SMS
     sms_sent: bool = False
     failures: int = 0  # silences and misunderstandings in a row
-    outcome: str = "bot"  # bot, transferred, callback
+    outcome: str = "bot"  # bot, transferred, callback (CallOutcome)
+    ticket_number: str | None = None
 
 
-def _masked(number: str) -> str:
+def masked(number: str) -> str:
     """A phone number for logs: the country code and the last three digits only."""
     return (number[:3] + "…" + number[-3:]) if len(number) > 6 else "…"
 
@@ -57,4 +59,20 @@ class CallStore:
         try:
             await self.redis.set(f"voice:call:{call_sid}", json.dumps(asdict(state)), ex=CALL_TTL_SECONDS)
         except RedisError as error:
-            log.warning("voice.state_unsaved", extra={"error": str(error), "caller": _masked(state.caller)})
+            log.warning("voice.state_unsaved", extra={"error": str(error), "caller": masked(state.caller)})
+
+    async def remembered_reply(self, token: str) -> str | None:
+        """The TwiML already given for a request Twilio is retrying (its idempotency token)."""
+        if not token:
+            return None
+        try:
+            raw = await self.redis.get(f"voice:reply:{token}")
+        except RedisError:
+            return None
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+    async def remember_reply(self, token: str, twiml: str) -> None:
+        if not token:
+            return
+        with contextlib.suppress(RedisError):
+            await self.redis.set(f"voice:reply:{token}", twiml, ex=600)

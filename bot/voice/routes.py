@@ -11,24 +11,28 @@ never Twilio's "application error".
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from twilio.request_validator import RequestValidator
-from twilio.twiml.voice_response import Gather, VoiceResponse
+from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from bot.flows import Event
 from bot.replies import Action, ActionName, Reply, ReplyKind
 from bot.state import PersonRef
-from bot.voice.calls import CallState, CallStore
+from bot.voice.calls import CallState, CallStore, masked
 from bot.voice.speech import SPEECH_LANGUAGES, speakable
 from infoopt.core import db
 from infoopt.core.deps import get_services
 from infoopt.core.errors import DomainError, Forbidden, NotFound
 from infoopt.core.i18n import say
 from infoopt.core.languages import LANGUAGES, Channel
+from tickets.calls import record_call
+from tickets.models import CallOutcome
+from tickets.offices import UnknownOffice, get_office, is_open
 from tickets.outbox import enqueue
 
 log = logging.getLogger(__name__)
@@ -155,6 +159,47 @@ def _sms_text(reply: Reply) -> str:
     ).strip()
 
 
+async def hand_over_call(request: Request, state: CallState, reply: Reply) -> VoiceResponse:
+    """A ticket was opened on the phone: put the caller through while the point is open and takes
+    transfers; otherwise they hear when to expect the call back."""
+    services = get_services(request)
+    voice = Voice(request, reply.language)
+    assert reply.ticket is not None
+    state.ticket_number = reply.ticket.number
+    office = None
+    if reply.ticket.office:
+        async with services.sessions() as session:
+            with contextlib.suppress(UnknownOffice):
+                office = await get_office(session, reply.ticket.office)
+    response = VoiceResponse()
+    if office is not None and office.phone and is_open(office.hours, services.conversation.now()):
+        state.outcome = "transferred"
+        voice.say(
+            response,
+            say(
+                voice.language,
+                "Your request number is {number}. I am putting you through to {town}; please hold.",
+                number=_digits(reply.ticket.number),
+                town=office.town,
+            ),
+        )
+        dial = Dial(action="/twilio/voice/dial", method="POST", timeout=25)
+        dial.number(office.phone)
+        response.append(dial)
+        return response
+    state.outcome = "callback"
+    voice.say(response, speakable(reply.text, voice.language))
+    voice.say(response, say(voice.language, "We will call you back at this number. Goodbye."))
+    response.hangup()
+    return response
+
+
+def _digits(number: str) -> str:
+    """A ticket number as it is read out: letters and digits apart ("T A R, 2026, 1 2 3")."""
+    prefix, year, serial = [*number.split("-"), "", ""][:3]
+    return f"{' '.join(prefix)}, {year}, {' '.join(serial.lstrip('0') or '0')}"
+
+
 def speak_reply(request: Request, state: CallState, reply: Reply) -> VoiceResponse:
     """The Reply as TwiML: said, then the menu (or a question to answer by voice) gathered."""
     voice = Voice(request, reply.language)
@@ -260,7 +305,19 @@ async def choose_language(request: Request, form: TwilioForm) -> Response:
 
 @router.post("/turn")
 async def turn(request: Request, form: TwilioForm) -> Response:
-    """What the caller said or pressed, through the conversation, spoken back."""
+    """What the caller said or pressed, through the conversation, spoken back (once: a retried request
+    gets the same TwiML again)."""
+    calls = CallStore(get_services(request).redis)
+    token = request.headers.get("i-twilio-idempotency-token", "")
+    remembered = await calls.remembered_reply(token)
+    if remembered is not None:
+        return Response(remembered, media_type="application/xml")
+    response = await _turn(request, form)
+    await calls.remember_reply(token, bytes(response.body).decode())
+    return response
+
+
+async def _turn(request: Request, form: dict[str, str]) -> Response:
     services = get_services(request)
     calls = CallStore(services.redis)
     call_sid = form.get("CallSid", "")
@@ -307,9 +364,64 @@ async def turn(request: Request, form: TwilioForm) -> Response:
             reply = await services.conversation.handle(session, PersonRef(Channel.VOICE, call_sid), event)
     except DomainError:  # a stale button, an unknown value: say so, offer a person
         return await _reprompt(request, calls, call_sid, state, say(language, "That key does nothing here."))
-    response = speak_reply(request, state, reply)
+    if reply.kind is ReplyKind.HANDOFF and reply.ticket is not None:
+        response = await hand_over_call(request, state, reply)
+    else:
+        response = speak_reply(request, state, reply)
     await calls.save(call_sid, state)
     return twiml(response)
+
+
+@router.post("/dial")
+async def dial_result(request: Request, form: TwilioForm) -> Response:
+    """After the transfer: done, or nobody answered and the ticket waits as a callback."""
+    calls = CallStore(get_services(request).redis)
+    call_sid = form.get("CallSid", "")
+    state = await calls.load(call_sid) or CallState(caller=form.get("From", ""))
+    response = VoiceResponse()
+    if form.get("DialCallStatus") in ("completed", "answered"):
+        state.outcome = "transferred"
+        response.hangup()
+    else:
+        state.outcome = "callback"
+        voice = Voice(request, state.language or "pl")
+        voice.say(
+            response,
+            say(
+                voice.language,
+                "Nobody could answer just now. Your request is saved and a consultant will call you back at this number. Goodbye.",
+            ),
+        )
+        response.hangup()
+    await calls.save(call_sid, state)
+    return twiml(response)
+
+
+@router.post("/status")
+async def call_status(request: Request, form: TwilioForm) -> Response:
+    """Twilio's status callback: the call's outcome and duration, kept for the supervisors' dashboard."""
+    services = get_services(request)
+    call_sid = form.get("CallSid", "")
+    state = await CallStore(services.redis).load(call_sid)
+    outcome = CallOutcome.ABANDONED
+    if state is not None and state.language is not None:
+        outcome = CallOutcome(state.outcome)
+    try:
+        duration = int(form.get("CallDuration") or 0)
+    except ValueError:
+        duration = 0
+    async with db.transaction(services.sessions) as session:
+        await record_call(
+            session,
+            call_sid=call_sid,
+            caller=masked(form.get("From", "")),
+            language=state.language if state else None,
+            outcome=outcome,
+            status=form.get("CallStatus", "")[:20],
+            duration_seconds=max(0, duration),
+            ticket_number=state.ticket_number if state else None,
+        )
+    return twiml(VoiceResponse())
 
 
 async def _reprompt(
