@@ -165,6 +165,7 @@ async def test_a_caller_hears_the_answer_gets_the_sms_and_reaches_a_consultant(
         gather is not None and gather.get("language") == "uk-UA" and "speech" in (gather.get("input") or "")
     )
     assert {say.get("voice") for say in question.iter("Say")} == {"Google.uk-UA-Standard-A"}
+    assert "MOS" in (gather.get("hints") or ""), "the topics' titles help the recogniser"
 
     answer = await call.next(SpeechResult="скільки коштує карта побиту куди платити")
     words = spoken(answer)

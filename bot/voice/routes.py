@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -30,6 +31,7 @@ from infoopt.core.deps import get_services
 from infoopt.core.errors import DomainError, Forbidden, NotFound
 from infoopt.core.i18n import say
 from infoopt.core.languages import LANGUAGES, Channel
+from knowledge_base.topics import catalogue
 from tickets.calls import record_call
 from tickets.models import CallOutcome
 from tickets.offices import UnknownOffice, get_office, is_open
@@ -82,6 +84,25 @@ def twiml(response: VoiceResponse) -> Response:
     return Response(str(response), media_type="application/xml")
 
 
+# Speech recognition hints per language: the knowledge base's titles, refreshed every few minutes.
+_HINTS: dict[str, tuple[float, str]] = {}
+HINTS_SECONDS = 600.0
+
+
+async def prepare_hints(request: Request, language: str) -> None:
+    """Words the caller is likely to say (the topics' titles in their language), for the recogniser."""
+    cached = _HINTS.get(language)
+    if cached and time.monotonic() - cached[0] < HINTS_SECONDS:
+        return
+    services = get_services(request)
+    titles = []
+    for topic_id in catalogue().topic_ids:
+        article = await services.kb_cache.get(topic_id, language)
+        if article is not None:
+            titles.append(article.title.split(":")[0].split("(")[0].strip()[:100])
+    _HINTS[language] = (time.monotonic(), ", ".join(dict.fromkeys(title for title in titles if title)))
+
+
 class Voice:
     """Speaks and listens in one language, with the configured voice."""
 
@@ -90,11 +111,12 @@ class Voice:
         self.settings = get_services(request).settings
         self.code = SPEECH_LANGUAGES[self.language]
         self.voice = self.settings.twilio.voice(self.language)
+        self.hints = _HINTS.get(self.language, (0.0, ""))[1] or None
 
     def say(self, target: VoiceResponse | Gather, text: str) -> None:
         target.say(text, voice=self.voice, language=self.code)
 
-    def gather(self, *, speech: bool = True, hints: str | None = None) -> Gather:
+    def gather(self, *, speech: bool = True) -> Gather:
         return Gather(
             input="speech dtmf" if speech else "dtmf",
             action="/twilio/voice/turn",
@@ -103,7 +125,7 @@ class Voice:
             num_digits=1,
             timeout=6,
             speech_timeout="auto" if speech else None,
-            hints=hints,
+            hints=self.hints if speech else None,
             action_on_empty_result=True,
         )
 
@@ -298,6 +320,7 @@ async def choose_language(request: Request, form: TwilioForm) -> Response:
             return twiml(language_menu(request))
         language = "pl"  # the office's language, after two tries
     state.language, state.failures = language, 0
+    await prepare_hints(request, language)
     response = ask_question(request, state)
     await calls.save(call_sid, state)
     return twiml(response)
@@ -327,6 +350,7 @@ async def _turn(request: Request, form: dict[str, str]) -> Response:
         await calls.save(call_sid, state)
         return twiml(language_menu(request))
     language = state.language or "pl"
+    await prepare_hints(request, language)
     digits, speech = form.get("Digits", "").strip(), form.get("SpeechResult", "").strip()
     event: Event | None = None
     if digits:
