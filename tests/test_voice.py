@@ -314,3 +314,13 @@ async def test_a_caller_who_hangs_up_at_the_menu_is_counted_as_abandoned(call: C
     async with sessions() as session:
         record = (await session.exec(select(VoiceCall).where(VoiceCall.call_sid == call.sid))).one()
     assert record.outcome.value == "abandoned"
+
+
+async def test_the_dashboard_counts_calls_by_outcome(call: Call, voice_app: FastAPI, sessions: Any) -> None:
+    from tickets.stats import Period, voice_calls
+
+    await call.post("/twilio/voice", {})
+    await call.post("/twilio/voice/status", {"CallStatus": "completed", "CallDuration": "12"})
+    async with sessions() as session:
+        calls = await voice_calls(session, Period.last_days(7))
+    assert calls.counts["abandoned"] >= 1 and calls.total >= 1 and calls.average_seconds is not None

@@ -34,7 +34,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from infoopt.core.clock import utcnow
-from tickets.models import Conversation, ConversationMessage, PidOffice, Ticket, WeeklyHours
+from tickets.models import (
+    CallOutcome,
+    Conversation,
+    ConversationMessage,
+    PidOffice,
+    Ticket,
+    VoiceCall,
+    WeeklyHours,
+)
 from tickets.offices import WARSAW, opening_time_between
 
 DEFAULT_DAYS = 30
@@ -390,6 +398,36 @@ def _times_json(times: ResponseTimes) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class VoiceCalls:
+    """The voice line's calls that ended in the period, by how they ended."""
+
+    counts: dict[str, int]  # CallOutcome value -> calls
+    average_seconds: float | None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+async def voice_calls(session: AsyncSession, period: Period) -> VoiceCalls:
+    """Calls per outcome (answered by the bot, transferred, callback, abandoned) and their average length."""
+    rows = (
+        await session.exec(
+            select(VoiceCall.outcome, func.count(), func.avg(VoiceCall.duration_seconds))
+            .where(col(VoiceCall.ended_at) >= period.since, col(VoiceCall.ended_at) < period.until)
+            .group_by(col(VoiceCall.outcome))
+        )
+    ).all()
+    counts = {outcome.value: 0 for outcome in CallOutcome}
+    total_seconds = 0.0
+    for outcome, count, average in rows:
+        counts[CallOutcome(outcome).value] = int(count)
+        total_seconds += float(average or 0) * int(count)
+    calls = sum(counts.values())
+    return VoiceCalls(counts, total_seconds / calls if calls else None)
+
+
+@dataclass(frozen=True, slots=True)
 class Dashboard:
     period: Period
     office: str | None  # the filter: None (every point), SHARED_QUEUE or a PID code
@@ -399,6 +437,7 @@ class Dashboard:
     first_response: FirstResponses
     containment: Containment
     ratings: Ratings
+    calls: VoiceCalls
 
     @property
     def tickets(self) -> int:
@@ -465,6 +504,11 @@ class Dashboard:
                 "contained": self.containment.contained,
                 "rate": _round(self.containment.rate, 4),
             },
+            "calls": {
+                "counts": self.calls.counts,
+                "total": self.calls.total,
+                "average_seconds": _round(self.calls.average_seconds),
+            },
             "ratings": {
                 "counts": {
                     str(rating): count for rating, count in zip(RATINGS, self.ratings.counts, strict=True)
@@ -508,4 +552,5 @@ async def dashboard(
         first_response=await first_response_times(session, period, office),
         containment=await containment(session, period),
         ratings=await ratings(session, period, office),
+        calls=await voice_calls(session, period),
     )
