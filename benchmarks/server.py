@@ -21,21 +21,25 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(**settings: str) -> Iterator[str]:
-    """Start the service with these INFOOPT_ settings (beside the benchmark defaults); yield its base URL."""
+def running_server(*, environment_extra: dict[str, str] | None = None, **settings: str) -> Iterator[str]:
+    """Start the service with these INFOOPT_ settings (beside the benchmark defaults) and any other
+    variables (TWILIO_..., TELEGRAM_...); yield its base URL."""
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
         environment = {
             k: v for k, v in os.environ.items() if not k.startswith(("INFOOPT_", "TELEGRAM_", "TWILIO_"))
         }
         environment.update(
-            INFOOPT_DATA_DIR=data,
-            INFOOPT_DATABASE_URL=f"sqlite:///{data}/bench.sqlite3",
-            INFOOPT_LOG_LEVEL="WARNING",
-            # One client address asks everything: the per-address limit is for real crowds, not this.
-            INFOOPT_ASK_LIMIT_PER_ADDRESS_PER_MINUTE="1000000",
-            **{f"INFOOPT_{name.upper()}": value for name, value in settings.items()},
+            {
+                "INFOOPT_DATA_DIR": data,
+                "INFOOPT_DATABASE_URL": f"sqlite:///{data}/bench.sqlite3",
+                "INFOOPT_LOG_LEVEL": "WARNING",
+                # One client address asks everything: the per-address limit is for real crowds, not this.
+                "INFOOPT_ASK_LIMIT_PER_ADDRESS_PER_MINUTE": "1000000",
+            }
         )
+        environment.update({f"INFOOPT_{name.upper()}": value for name, value in settings.items()})
+        environment.update(environment_extra or {})
         server = subprocess.Popen(
             [sys.executable, "-m", "infoopt.cli", "serve", "--port", str(port)],
             env=environment,

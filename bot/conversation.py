@@ -32,7 +32,7 @@ from knowledge_base.backlog import record_failure
 from knowledge_base.models import FailureKind
 from knowledge_base.service import PublishedArticle
 from knowledge_base.topics import catalogue
-from tickets.conversations import erase_person, open_conversation, record_messages
+from tickets.conversations import erase_person, find_conversation, open_conversation, record_messages
 from tickets.live import TicketFeed
 from tickets.models import Conversation as Transcript
 from tickets.models import MessageAuthor, Ticket, TicketStatus
@@ -145,7 +145,11 @@ class Conversation:
             if event.language in LANGUAGES:
                 state.chosen_language = True
             state.language = language
-            conversation = await open_conversation(session, person.channel, person.id, language=language)
+            # A new conversation is written only after the reply is worked out: the first question (the
+            # NLU's time) then holds no write lock, which on SQLite would make everyone else wait.
+            conversation = await find_conversation(session, person.channel, person.id)
+            if conversation is None and (event.action is not None or state.flow is not None):
+                conversation = await open_conversation(session, person.channel, person.id, language=language)
             reply = await self._turn(session, person, state, event, language, conversation)
             if reply.kind is ReplyKind.FORGOTTEN:  # nothing of this conversation is kept, this turn included
                 fresh = PersonState(language=state.language, chosen_language=state.chosen_language)
@@ -153,6 +157,9 @@ class Conversation:
                     setattr(state, name, getattr(fresh, name))
                 return reply
             said = _action_text(event) if event.action and not text else text
+            conversation = await open_conversation(
+                session, person.channel, person.id, language=language, known=conversation
+            )
             await record_messages(
                 session,
                 conversation,
@@ -206,7 +213,7 @@ class Conversation:
         state: PersonState,
         event: Event,
         language: str,
-        conversation: Transcript,
+        conversation: Transcript | None,
     ) -> Reply:
         context = FlowContext(
             session,
@@ -224,7 +231,7 @@ class Conversation:
             return await self._media(context, event)
         if event.action is not None:
             return await self._action(context, event)
-        if state.flow is None and conversation.id is not None:
+        if state.flow is None and conversation is not None and conversation.id is not None:
             ticket = await ticket_of_conversation(session, conversation.id, now=context.now)
             if ticket is not None:
                 return await self._join_ticket(context, ticket, event.text)

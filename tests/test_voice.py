@@ -172,7 +172,7 @@ async def test_a_caller_hears_the_answer_gets_the_sms_and_reaches_a_consultant(
     assert "http" not in words and "](" not in words and "**" not in words
     assert "злот" in words, "amounts said as words of the language"
     sms = await call.next(Digits="3")
-    assert "SMS" in spoken(sms)
+    assert say("uk", "I am sending the answer by SMS to the number you are calling from.") in spoken(sms)
     await drain(sessions, voice_app.state.services.deliverers)
     (message,) = [m for m in fake_twilio.messages if m["To"] == call.caller]
     assert "https://" in message["Body"] and message["From"] == "+48120000000"

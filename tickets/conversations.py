@@ -40,10 +40,16 @@ async def find_conversation(session: AsyncSession, channel: Channel, external_id
 
 
 async def open_conversation(
-    session: AsyncSession, channel: Channel, external_id: str, *, language: str | None = None
+    session: AsyncSession,
+    channel: Channel,
+    external_id: str,
+    *,
+    language: str | None = None,
+    known: Conversation | None = None,
 ) -> Conversation:
-    """The person's conversation on this channel, started on first contact."""
-    conversation = await find_conversation(session, channel, external_id)
+    """The person's conversation on this channel (`known`, if the caller already looked it up), started
+    on first contact."""
+    conversation = known or await find_conversation(session, channel, external_id)
     if conversation is None:
         conversation = Conversation(channel=channel, external_id=external_id, language=language)
         session.add(conversation)
