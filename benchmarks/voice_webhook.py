@@ -134,7 +134,9 @@ def main() -> None:
         if value
     }
     setup = "PostgreSQL and Redis" if settings else "the zero-setup defaults (SQLite, in-process Redis)"
-    lines[2] = lines[2].replace("the zero-setup defaults (SQLite, in-process Redis, embedded NLU)", setup + ", embedded NLU")
+    lines[2] = lines[2].replace(
+        "the zero-setup defaults (SQLite, in-process Redis, embedded NLU)", setup + ", embedded NLU"
+    )
     with running_server(environment_extra=environment, **settings) as base:
         asyncio.run(run(base, questions[:10], 2))  # warm up
         for workers in (1, 8):

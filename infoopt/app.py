@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -75,6 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await Services.start(settings)
         app.state.services = services
+        # What start-up built (models, SQLAlchemy, the NLU) lives as long as the process: keep it out of
+        # the garbage collector's full passes, which otherwise stall a request for ~100 ms every few seconds.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

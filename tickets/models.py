@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from infoopt.core.clock import utcnow
@@ -115,6 +115,14 @@ class Ticket(SQLModel, table=True):
         # The queue: a point's (or the shared queue's) tickets by status, the most urgent first.
         Index("ix_ticket_queue", "office_code", "status", "sla_due_at"),
         Index("ix_ticket_assignee_status", "assignee_id", "status"),
+        # The live queue (active tickets by due time): small however many closed tickets pile up.
+        Index(
+            "ix_ticket_active_queue",
+            "sla_due_at",
+            "id",
+            postgresql_where=text("status IN ('new', 'open', 'waiting')"),
+            sqlite_where=text("status IN ('new', 'open', 'waiting')"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -306,7 +306,7 @@ def _check_visible(actor: Actor, ticket: Ticket) -> None:
 
 async def get_ticket(session: AsyncSession, actor: Actor, ticket_id: int) -> Ticket:
     """A ticket the staff member may see, or UnknownTicket / OtherOffice."""
-    ticket = await session.get(Ticket, ticket_id)
+    ticket = await session.get(Ticket, ticket_id, populate_existing=True)  # as the database has it now
     if ticket is None:
         raise UnknownTicket(f"no ticket with id {ticket_id}")
     _check_visible(actor, ticket)
@@ -328,11 +328,8 @@ class QueueRow:
 
 
 def _queue_order() -> tuple[Any, ...]:
-    return (
-        case((col(Ticket.sla_due_at).is_(None), 1), else_=0),
-        col(Ticket.sla_due_at),
-        col(Ticket.id),
-    )
+    # Matches ix_ticket_active_queue, so the queue is read in order from the index and stops at the limit.
+    return (col(Ticket.sla_due_at).nulls_last(), col(Ticket.id))
 
 
 async def list_tickets(session: AsyncSession, actor: Actor, query: QueueFilter) -> list[QueueRow]:
@@ -461,7 +458,6 @@ async def take_next(session: AsyncSession, actor: Actor, *, now: datetime | None
         assert ticket_id is not None
         if await _claim(session, actor, ticket_id, now):
             ticket = await get_ticket(session, actor, ticket_id)
-            await session.refresh(ticket)
             session.add(_event(ticket, "claimed", actor.username, via="take_next"))
             await session.flush()
             return ticket

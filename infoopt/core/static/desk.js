@@ -95,7 +95,18 @@
     } catch (error) { /* the next event or the timer will try again */ }
   }
 
-  function refreshQueue() { if (rows) refresh("/staff/tickets/rows" + window.location.search, rows); }
+  // Many consultants, many changes: each page reloads its queue at most every two seconds (with a little
+  // jitter, so fifty pages do not all ask at the same moment), and never misses the last change.
+  let queueTimer = null, lastQueue = 0;
+  function refreshQueue() {
+    if (!rows || queueTimer) return;
+    const wait = Math.max(0, 2000 - (Date.now() - lastQueue)) + Math.random() * 400;
+    queueTimer = window.setTimeout(function () {
+      queueTimer = null;
+      lastQueue = Date.now();
+      refresh("/staff/tickets/rows" + window.location.search, rows);
+    }, wait);
+  }
   function refreshThread() { if (thread) refresh("/staff/tickets/" + thread.dataset.ticket + "/thread", thread); }
 
   if ((rows || thread) && "EventSource" in window) {
