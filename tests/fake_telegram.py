@@ -29,6 +29,8 @@ class FakeTelegram:
     # Errors to answer instead of success: method -> list of (status, description, retry_after).
     failures: dict[str, list[tuple[int, str, int | None]]] = field(default_factory=dict)
     blocked_chats: set[int] = field(default_factory=set)
+    # What getUpdates hands out (long polling), oldest first; taken once.
+    pending_updates: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
     _runner: web.AppRunner | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1000))
@@ -131,6 +133,9 @@ class FakeTelegram:
                 "chat": {"id": chat_id, "type": "private"},
                 "text": params.get("text", ""),
             }
+        if method == "getUpdates":
+            handed, self.pending_updates = self.pending_updates, []
+            return handed
         if method == "getFile":
             return {
                 "file_id": params.get("file_id"),

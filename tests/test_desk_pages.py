@@ -4,9 +4,11 @@ what was typed, everything the person wrote shown escaped, and other points' tic
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests.conftest import DESK_PASSWORD, sign_in
 
@@ -150,15 +152,27 @@ async def test_suggested_answers_are_in_the_persons_language(client: httpx.Async
     assert "Insert short answer" in page.text
 
 
-async def test_staff_pages_refuse_anonymous_callers(client: httpx.AsyncClient) -> None:
-    for path in ("/staff/tickets", "/staff/tickets/rows", "/staff/tickets/1", "/staff/tickets/1/thread"):
-        response = await client.get(path)
-        assert response.status_code == 303 and response.headers["location"].startswith("/login"), path
-    for path in (
-        "/staff/tickets/next",
-        "/staff/tickets/1/claim",
-        "/staff/tickets/1/reply",
-        "/staff/tickets/1/resolve",
-    ):
-        response = await client.post(path, data={"csrf_token": "x"})
-        assert response.status_code == 303 and response.headers["location"].startswith("/login"), path
+def staff_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """Every page route under /staff and /admin, with its method (routers included however deep)."""
+
+    def walk(routes: list[Any]) -> Any:
+        for route in routes:
+            if type(route).__name__ == "_IncludedRouter":
+                yield from walk(route.original_router.routes)
+            elif hasattr(route, "methods") and route.path.startswith(("/staff", "/admin")):
+                for method in route.methods or ():
+                    yield method, route.path
+
+    return sorted(set(walk(app.routes)))
+
+
+async def test_every_staff_page_refuses_anonymous_callers(client: httpx.AsyncClient, app: FastAPI) -> None:
+    routes = [(method, path) for method, path in staff_routes(app) if path != "/staff/language"]
+    assert len(routes) >= 30
+    for method, template in routes:
+        path = re.sub(r"\{[a-z_]+(:int)?\}", lambda m: "1" if m.group(1) else "x", template)
+        response = await client.request(method, path, data={"csrf_token": "x"} if method == "POST" else None)
+        assert response.status_code == 303 and response.headers["location"].startswith("/login"), (
+            method,
+            path,
+        )

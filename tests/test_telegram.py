@@ -401,3 +401,29 @@ async def test_an_edited_message_is_read_as_the_new_words(person: Bot) -> None:
     assert (await person.post(edited)).status_code == 200
     (answer,) = await person.received()
     assert "full_answer:fees" in buttons(answer)
+
+
+async def test_long_polling_answers_like_the_webhook(
+    telegram_app: FastAPI, sessions: Any, fake: FakeTelegram, updates: Updates, chat: int
+) -> None:
+    import asyncio
+
+    from bot.telegram.channel import poll
+
+    channel = telegram_app.state.services.telegram
+    fake.pending_updates.append(updates.message(chat, "ile kosztuje karta pobytu"))
+    asked_before = sum(1 for call in fake.calls if call.method == "getUpdates")
+    polling = asyncio.create_task(poll(channel))
+    try:  # the update is handled once the bot asks for the next ones
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if sum(1 for call in fake.calls if call.method == "getUpdates") >= asked_before + 2:
+                break
+    finally:
+        polling.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await polling
+    await drain(sessions, telegram_app.state.services.deliverers)
+    (answer,) = fake.sent(chat)
+    assert "full_answer:fees" in buttons(answer)
+    assert any(call.method == "deleteWebhook" for call in fake.calls), "polling replaces the webhook"
