@@ -85,7 +85,7 @@ def decide(result: NluResult, policy: DecisionPolicy) -> Decision:
     """Answer, ask back, say it is not our business, or hand over — from the NLU ranking alone."""
     best = result.best
     if best.confidence >= policy.floor:
-        if best.name in SMALLTALK:
+        if best.name in SMALLTALK and not _question_after_greeting(result, policy):
             return Decision(ReplyKind.SMALLTALK, best.name, best.confidence)
         if best.name == "request_human":
             return Decision(ReplyKind.HANDOFF, "request_human", best.confidence)
@@ -108,6 +108,17 @@ def decide(result: NluResult, policy: DecisionPolicy) -> Decision:
     if best.name == "out_of_scope":
         return Decision(ReplyKind.OUT_OF_SCOPE, "out_of_scope", best.confidence)
     return Decision(ReplyKind.FALLBACK, "nlu_fallback", best.confidence)
+
+
+# A message this long is a question even when it opens with a greeting ("halo, dzień dobry, I wanted
+# to ask…"), as callers' speech does: it is answered as a question when a topic is in the running.
+GREETING_WORDS_AT_MOST = 5
+
+
+def _question_after_greeting(result: NluResult, policy: DecisionPolicy) -> bool:
+    if len(result.text.split()) <= GREETING_WORDS_AT_MOST:
+        return False
+    return any(score.topic_id and score.confidence >= policy.floor for score in result.ranking)
 
 
 class Conversation:

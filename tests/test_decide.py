@@ -72,3 +72,17 @@ def test_decide(
     assert decision.kind is kind
     assert decision.intent == intent
     assert [score.topic_id for score in decision.topics] == topics
+
+
+def test_a_greeting_before_a_question_is_not_answered_as_small_talk() -> None:
+    scores = (IntentScore("greet", 0.40), IntentScore("faq/residence_card", 0.30), IntentScore("faq/fees", 0.10))
+    long_call = NluResult(
+        text="halo halo dzień dobry ja dzwonię bo dostałem sms że karta jest do odbioru",
+        best=scores[0],
+        ranking=scores,
+        engine="test",
+    )
+    decision = decide(long_call, POLICY)
+    assert decision.kind is ReplyKind.CLARIFY and decision.topics[0].topic_id == "residence_card"
+    short = NluResult(text="dzień dobry", best=scores[0], ranking=scores, engine="test")
+    assert decide(short, POLICY).kind is ReplyKind.SMALLTALK, "a greeting alone is still a greeting"
