@@ -24,7 +24,7 @@ from tickets import service
 from tickets.live import TicketChange, TicketFeed
 from tickets.models import ACTIVE_STATUSES, Ticket, TicketPriority, TicketStatus
 from tickets.outbox import resend
-from tickets.service import MAX_REASON_CHARS, MAX_REPLY_CHARS, Actor, PersonNotice, QueueFilter
+from tickets.service import MAX_REASON_CHARS, MAX_REPLY_CHARS, TEXT_PATTERN, Actor, PersonNotice, QueueFilter
 
 api = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
 
@@ -181,14 +181,14 @@ class TicketDetailOut(TicketOut):
 class TextIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=MAX_REPLY_CHARS)
+    text: str = Field(min_length=1, max_length=MAX_REPLY_CHARS, pattern=TEXT_PATTERN)
 
 
 class TransferIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     office: str = Field(min_length=1, max_length=32, pattern=r"^[A-Z0-9\-]+$")
-    reason: str = Field(min_length=1, max_length=MAX_REASON_CHARS)
+    reason: str = Field(min_length=1, max_length=MAX_REASON_CHARS, pattern=TEXT_PATTERN)
 
 
 async def ticket_detail(

@@ -147,8 +147,21 @@ def _event(ticket: Ticket, kind: str, actor: str, **detail: str | int | None) ->
     return TicketEvent(ticket_id=ticket.id, kind=kind, actor=actor, detail=detail)
 
 
+# What counts as blank in a consultant's text: exactly the white space of JSON Schema's (ECMAScript's)
+# regular expressions, so the API's schema (TEXT_PATTERN) and this check never disagree.
+BLANK = (
+    "\t\n\v\f\r \u00a0\u1680"
+    + "".join(chr(c) for c in range(0x2000, 0x200B))
+    + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+# Some text that is not blank, and no NUL anywhere (PostgreSQL text holds none).
+TEXT_PATTERN = f"^[^\\x00]*[^\\x00{BLANK}][^\\x00]*$"
+
+
 def _clean(text: str, *, limit: int, what: str) -> str:
-    cleaned = text.replace("\x00", "").strip()
+    if "\x00" in text:
+        raise InvalidText(f"the {what} contains a NUL character")
+    cleaned = text.strip(BLANK)
     if not cleaned:
         raise InvalidText(f"the {what} is empty")
     if len(cleaned) > limit:
