@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from redis.asyncio import Redis
@@ -25,12 +26,14 @@ from bot.telegram.delivery import TelegramDeliverer
 from bot.telegram.files import TelegramFiles
 from bot.voice.sms import SmsDeliverer
 from infoopt.core import db
+from infoopt.core.clock import utcnow
 from infoopt.core.languages import Channel
 from infoopt.core.redis_store import create_redis
 from infoopt.core.settings import Settings
 from knowledge_base import service as kb
 from knowledge_base.cache import PublishedCache
 from knowledge_base.events import listen_for_publishes
+from tickets.conversations import purge_transcripts
 from tickets.live import TicketFeed
 from tickets.outbox import Deliverer, OutboxWorker
 from tickets.routes import FileSource
@@ -164,16 +167,26 @@ class Services:
             services.spawn(services.housekeeping())
         return services
 
+    async def tidy(self) -> tuple[int, int]:
+        """Close tickets resolved longer than the reopening window ago, and delete conversations silent
+        longer than the retention period (what /privacy promises); how many of each."""
+        async with db.transaction(self.sessions) as session:
+            closed = await close_resolved(session)
+            silent_since = utcnow() - timedelta(days=self.settings.transcript_retention_days)
+            purged = await purge_transcripts(session, silent_since=silent_since)
+        return closed, purged
+
     async def housekeeping(self, every_seconds: float = 600.0) -> None:
-        """Close tickets resolved longer than the reopening window ago, every few minutes."""
+        """`tidy` every few minutes, for the life of the process."""
         while True:
             try:
-                async with db.transaction(self.sessions) as session:
-                    closed = await close_resolved(session)
-                if closed:
-                    log.info("tickets.closed_resolved", extra={"count": closed})
+                closed, purged = await self.tidy()
+                if closed or purged:
+                    log.info(
+                        "housekeeping.done", extra={"tickets_closed": closed, "conversations_deleted": purged}
+                    )
             except Exception:  # the database away for a moment: try again next round
-                log.exception("tickets.housekeeping_failed")
+                log.exception("housekeeping.failed")
             await asyncio.sleep(every_seconds)
 
     def outbox_worker(self) -> OutboxWorker:

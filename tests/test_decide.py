@@ -75,7 +75,11 @@ def test_decide(
 
 
 def test_a_greeting_before_a_question_is_not_answered_as_small_talk() -> None:
-    scores = (IntentScore("greet", 0.40), IntentScore("faq/residence_card", 0.30), IntentScore("faq/fees", 0.10))
+    scores = (
+        IntentScore("greet", 0.40),
+        IntentScore("faq/residence_card", 0.30),
+        IntentScore("faq/fees", 0.10),
+    )
     long_call = NluResult(
         text="halo halo dzień dobry ja dzwonię bo dostałem sms że karta jest do odbioru",
         best=scores[0],

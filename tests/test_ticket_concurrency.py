@@ -325,3 +325,33 @@ async def test_on_sqlite_too_one_ticket_has_one_winner(tmp_path: object) -> None
         assert outcomes.count(True) == 1, outcomes
     finally:
         await engine.dispose()
+
+
+async def test_housekeeping_closes_old_resolved_tickets_and_deletes_silent_conversations(
+    app: object, app_db: async_sessionmaker[AsyncSession]
+) -> None:
+    """What /privacy promises: a conversation silent past the retention period is gone."""
+    from fastapi import FastAPI
+
+    from tickets.models import Conversation
+
+    assert isinstance(app, FastAPI)
+    services = app.state.services
+    long_ago = utcnow() - timedelta(days=services.settings.transcript_retention_days + 1)
+    async with db.transaction(app_db) as session:
+        old = await open_conversation(session, Channel.WEB, f"tidy-old-{secrets.token_hex(6)}")
+        fresh = await open_conversation(session, Channel.WEB, f"tidy-new-{secrets.token_hex(6)}")
+        old.last_message_at = long_ago
+        session.add(old)
+        ticket = await service.open_ticket(
+            session, conversation=old, channel=Channel.WEB, language="pl", office_code=None, description="x"
+        )
+        ticket.status, ticket.resolved_at = TicketStatus.RESOLVED, utcnow() - timedelta(days=8)
+        session.add(ticket)
+    closed, purged = await services.tidy()
+    assert closed >= 1 and purged >= 1
+    async with app_db() as session:
+        assert await session.get(Conversation, old.id) is None
+        assert await session.get(Conversation, fresh.id) is not None
+        kept = await session.get(Ticket, ticket.id)
+        assert kept is not None and kept.status is TicketStatus.CLOSED and kept.conversation_id is None
