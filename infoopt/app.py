@@ -21,6 +21,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from bot import api as bot_api
 from bot.telegram import webhook as telegram_webhook
 from bot.voice import routes as voice_routes
+from cases import routes as case_routes
 from infoopt.core import db
 from infoopt.core.errors import NotFound, document_errors, install_error_handlers
 from infoopt.core.headers import SecurityHeaders
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.middleware("http")(record_request)
-    app.add_middleware(BodySizeLimit)
+    app.add_middleware(BodySizeLimit, larger={"/api/v1/cases/import": case_routes.MAX_IMPORT_BYTES})
     app.add_middleware(SecurityHeaders)
     if settings.trusted_proxies:
         # Behind a reverse proxy the client is the address it forwards; only trusted proxies are believed.
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(kb_routes.api)
     app.include_router(kb_routes.admin)
     app.include_router(ticket_routes.api)
+    app.include_router(case_routes.api)
     app.include_router(ticket_pages.router)
     app.include_router(ticket_pages.admin)
     app.include_router(ticket_dashboard.router)

@@ -215,6 +215,41 @@ def bot_set_webhook() -> None:
     typer.echo(f"Telegram now sends updates to {_run(run())}")
 
 
+cases_app = typer.Typer(help="Case records from the case-management system.", no_args_is_help=True)
+app.add_typer(cases_app, name="cases")
+
+
+@cases_app.command("import")
+def cases_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A .json list or a .csv file")],
+) -> None:
+    """Upsert case statuses from a file (the same rows as POST /api/v1/cases/import); bad rows are listed."""
+    import json
+
+    from cases.service import BatchUnreadable, import_cases, rows_from_csv, rows_from_json
+
+    settings = _settings()
+    db.upgrade(settings.database_url)
+    text = file.read_text(encoding="utf-8")
+    try:
+        rows = rows_from_csv(text) if file.suffix.lower() == ".csv" else rows_from_json(json.loads(text))
+        report = _run(
+            _with_session(
+                settings, lambda s: import_cases(s, rows, secret=settings.secret_key.get_secret_value())
+            )
+        )
+    except (BatchUnreadable, ValueError) as error:
+        typer.echo(f"not imported: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(
+        f"{report.created} created, {report.updated} updated, {report.unchanged} unchanged, {report.failed} failed"
+    )
+    for problem in report.errors:
+        typer.echo(f"  row {problem.row}, {problem.field}: {problem.message}", err=True)
+    if report.errors:
+        raise typer.Exit(1)
+
+
 nlu_app = typer.Typer(help="The NLU engines: train them, measure them.", no_args_is_help=True)
 app.add_typer(nlu_app, name="nlu")
 kb_app = typer.Typer(

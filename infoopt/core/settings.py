@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     # Deliver the outbox (consultants' replies) from inside `infoopt serve`. Unset: yes when Redis is
     # unset (one process does everything); with Redis, `infoopt worker` services do it.
     outbox_in_process: bool | None = None
+    # The case-management system's bearer token for POST /api/v1/cases/import; unset: no import over HTTP.
+    cases_token: SecretStr | None = None
     # Conversations (transcripts) silent this long are deleted; the bot's /privacy says so.
     transcript_retention_days: int = Field(default=365, ge=1)
 
