@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -117,9 +118,11 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
         yield application
 
 
-@pytest.fixture
-async def app_db(app: FastAPI, pg_engine: AsyncEngine) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """The app's database for one test: every request works inside one transaction, rolled back after.
+@asynccontextmanager
+async def rolled_back(
+    app: FastAPI, pg_engine: AsyncEngine
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """An app's database for one test: every request works inside one transaction, rolled back after.
 
     Requests still commit as in production, but their commits release savepoints of the test's own
     transaction, so no test sees another's leftovers. Read what a request wrote through these sessions.
@@ -140,6 +143,13 @@ async def app_db(app: FastAPI, pg_engine: AsyncEngine) -> AsyncIterator[async_se
             services.sessions = original
             services.kb_cache.invalidate()  # nothing the rolled-back transaction published stays cached
             await outer.rollback()
+
+
+@pytest.fixture
+async def app_db(app: FastAPI, pg_engine: AsyncEngine) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """The shared app's database for one test, rolled back after (see `rolled_back`)."""
+    async with rolled_back(app, pg_engine) as sessions:
+        yield sessions
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ from infoopt.core.clock import utcnow
 from infoopt.core.i18n import say
 from infoopt.core.languages import Channel
 from infoopt.core.settings import Settings, TelegramSettings
-from tests.conftest import bearer
+from tests.conftest import bearer, rolled_back
 from tests.fake_telegram import FakeTelegram, Updates
 from tickets.conversations import find_conversation
 from tickets.models import OutboxJob, OutboxStatus, Ticket, TicketMessage
@@ -59,23 +59,9 @@ async def telegram_app(settings: Settings, fake: FakeTelegram) -> AsyncIterator[
 async def sessions(
     telegram_app: FastAPI, pg_engine: AsyncEngine
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """The Telegram app's database for one test, rolled back after (as app_db does for the main app)."""
-    services = telegram_app.state.services
-    async with pg_engine.connect() as connection:
-        outer = await connection.begin()
-        factory = async_sessionmaker(
-            bind=connection,
-            class_=AsyncSession,
-            expire_on_commit=False,
-            join_transaction_mode="create_savepoint",
-        )
-        original, services.sessions = services.sessions, factory
-        try:
-            yield factory
-        finally:
-            services.sessions = original
-            services.kb_cache.invalidate()
-            await outer.rollback()
+    """This app's database for one test, rolled back after."""
+    async with rolled_back(telegram_app, pg_engine) as factory:
+        yield factory
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from twilio.request_validator import RequestValidator
 from infoopt.app import create_app
 from infoopt.core.i18n import say
 from infoopt.core.settings import Settings, TwilioSettings
+from tests.conftest import rolled_back
 from tickets.models import Ticket, TicketPriority
 from tickets.outbox import drain
 
@@ -100,21 +101,9 @@ async def voice_app(settings: Settings, fake_twilio: FakeTwilio) -> AsyncIterato
 async def sessions(
     voice_app: FastAPI, pg_engine: AsyncEngine
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    services = voice_app.state.services
-    async with pg_engine.connect() as connection:
-        outer = await connection.begin()
-        factory = async_sessionmaker(
-            bind=connection,
-            class_=AsyncSession,
-            expire_on_commit=False,
-            join_transaction_mode="create_savepoint",
-        )
-        original, services.sessions = services.sessions, factory
-        try:
-            yield factory
-        finally:
-            services.sessions = original
-            await outer.rollback()
+    """This app's database for one test, rolled back after."""
+    async with rolled_back(voice_app, pg_engine) as factory:
+        yield factory
 
 
 class Call:
