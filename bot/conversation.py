@@ -597,12 +597,9 @@ class Conversation:
         article_id: str | None = None,
     ) -> Reply:
         """Start the way to a person: the consultant flow's first question (or the ticket already open)."""
-        if context.conversation is not None and context.conversation.id is not None:
-            open_ticket = await ticket_of_conversation(
-                context.session, context.conversation.id, now=context.now
-            )
-            if open_ticket is not None and open_ticket.status is not TicketStatus.RESOLVED:
-                return replace(await self._ticket_status(context, open_ticket), handoff=True)
+        open_ticket = await _ticket_in_play(context)
+        if open_ticket is not None and open_ticket.status is not TicketStatus.RESOLVED:
+            return replace(await self._ticket_status(context, open_ticket), handoff=True)
         asked_for_person = result is not None and result.best.name == "request_human"
         topic = (
             article_id or (result.best.topic_id if result is not None else None) or context.state.last_topic
@@ -699,11 +696,7 @@ class Conversation:
         """A file goes to the person's open ticket; anything else that is not text gets a clear word."""
         language = context.language
         if event.media in ("photo", "document") and event.attachment is not None:
-            ticket = None
-            if context.conversation is not None and context.conversation.id is not None:
-                ticket = await ticket_of_conversation(
-                    context.session, context.conversation.id, now=context.now
-                )
+            ticket = await _ticket_in_play(context)
             if ticket is None:
                 return replace(
                     self._base(
@@ -783,9 +776,7 @@ class Conversation:
 
     async def _close_ticket(self, context: FlowContext, number: str | None) -> Reply:
         language = context.language
-        ticket = None
-        if context.conversation is not None and context.conversation.id is not None:
-            ticket = await ticket_of_conversation(context.session, context.conversation.id, now=context.now)
+        ticket = await _ticket_in_play(context)
         if ticket is None or ticket.number != number:
             raise InvalidAction(f"no open request {number!r} in this conversation")
         await close_by_person(context.session, ticket, now=context.now)
@@ -811,9 +802,10 @@ class Conversation:
         if value not in ("1", "2", "3", "4", "5"):
             raise InvalidAction(f"a rating is 1 to 5, not {value!r}")
         assert value is not None
-        ticket = None
-        if context.conversation is not None and context.conversation.id is not None:
-            ticket = await ticket_to_rate(context.session, context.conversation.id)
+        conversation_id = context.conversation.id if context.conversation is not None else None
+        ticket = (
+            await ticket_to_rate(context.session, conversation_id) if conversation_id is not None else None
+        )
         if ticket is None:
             return self._base(
                 ReplyKind.FEEDBACK, language, "thanks", 1.0, say(language, "Thank you for the feedback.")
@@ -987,6 +979,13 @@ def language_actions(current: str) -> tuple[Action, ...]:
         Action(ActionName.LANGUAGE, code, ("✓ " if code == current else "") + name)
         for code, name in LANGUAGE_NAMES.items()
     )
+
+
+async def _ticket_in_play(context: FlowContext) -> Ticket | None:
+    """The person's ticket still in play (open, or resolved recently enough to reopen), if any."""
+    if context.conversation is None or context.conversation.id is None:
+        return None
+    return await ticket_of_conversation(context.session, context.conversation.id, now=context.now)
 
 
 def rating_actions(language: str) -> tuple[Action, ...]:
