@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.conversation import MAX_TEXT, Conversation, InvalidAction
 from bot.flows import Event
 from bot.render import markdown_html, source_label, text_html
-from bot.replies import ActionName, Reply, ReplyKind
+from bot.replies import ActionName, Reply, ReplyKind, actions_from_json
 from bot.state import PersonRef
 from infoopt.core.deps import SessionDep, client_address, get_services
 from infoopt.core.errors import NotFound
@@ -338,19 +338,7 @@ async def conversation_messages(
 
 
 def _known_actions(stored: list[dict[str, str | None]] | None) -> list[ActionOut]:
-    actions = []
-    for item in stored or []:
-        try:
-            actions.append(
-                ActionOut(
-                    action=ActionName(str(item.get("action"))),
-                    value=item.get("value"),
-                    label=str(item.get("label") or ""),
-                )
-            )
-        except ValueError:  # an action retired since the message was stored
-            continue
-    return actions
+    return [ActionOut(action=a.action, value=a.value, label=a.label) for a in actions_from_json(stored)]
 
 
 class FeedbackRequest(BaseModel):

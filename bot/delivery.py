@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.conversation import rating_actions
+from bot.replies import actions_to_json
 from infoopt.core.i18n import say
 from infoopt.core.languages import Channel
 from tickets.conversations import find_conversation, record_message
@@ -46,8 +47,5 @@ def resolved_notice(language: str, number: str) -> PersonNotice:
             "Your request {number} has been resolved. How would you rate the help you got? If something is still unclear, just write here.",
             number=number,
         ),
-        actions=[
-            {"action": action.action.value, "value": action.value, "label": action.label}
-            for action in rating_actions(language)
-        ],
+        actions=actions_to_json(rating_actions(language)),
     )

@@ -57,6 +57,27 @@ class Action:
     label: str
 
 
+StoredActions = list[dict[str, str | None]]
+
+
+def actions_to_json(actions: list[Action] | tuple[Action, ...]) -> StoredActions:
+    """Actions as the outbox and the transcript keep them: [{"action", "value", "label"}]."""
+    return [{"action": a.action.value, "value": a.value, "label": a.label} for a in actions]
+
+
+def actions_from_json(stored: StoredActions | None) -> list[Action]:
+    """Stored actions back as Actions (one retired since it was stored is dropped)."""
+    actions = []
+    for item in stored or []:
+        try:
+            actions.append(
+                Action(ActionName(str(item.get("action"))), item.get("value"), str(item.get("label") or ""))
+            )
+        except ValueError:
+            continue
+    return actions
+
+
 @dataclass(frozen=True, slots=True)
 class TicketInfo:
     """A ticket as the person sees it: its number, the point, its status, and when to expect an answer."""

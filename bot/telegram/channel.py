@@ -31,9 +31,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.conversation import Conversation
 from bot.flows import Event
-from bot.replies import Reply
+from bot.replies import Reply, actions_to_json
 from bot.state import PersonRef
-from bot.telegram.render import actions_to_json, reply_html, split_message
+from bot.telegram.render import reply_html, split_message
 from infoopt.core import db
 from infoopt.core.i18n import N_, say
 from infoopt.core.languages import Channel

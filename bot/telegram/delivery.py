@@ -19,7 +19,8 @@ from aiogram.exceptions import (
 from aiolimiter import AsyncLimiter
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.telegram.render import actions_from_json, keyboard, split_message
+from bot.replies import actions_from_json
+from bot.telegram.render import keyboard, split_message
 from infoopt.core.i18n import say
 from infoopt.core.languages import Channel
 from tickets.conversations import find_conversation

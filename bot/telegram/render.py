@@ -207,20 +207,3 @@ def keyboard(actions: list[Action] | tuple[Action, ...]) -> InlineKeyboardMarkup
             rows.append([button])
         previous = action.action
     return InlineKeyboardMarkup(inline_keyboard=rows)
-
-
-def actions_from_json(stored: list[dict[str, str | None]] | None) -> list[Action]:
-    """Actions as the outbox stores them, back as Actions (unknown ones dropped)."""
-    actions = []
-    for item in stored or []:
-        try:
-            actions.append(
-                Action(ActionName(str(item.get("action"))), item.get("value"), str(item.get("label") or ""))
-            )
-        except ValueError:
-            continue
-    return actions
-
-
-def actions_to_json(actions: list[Action] | tuple[Action, ...]) -> list[dict[str, str | None]]:
-    return [{"action": a.action.value, "value": a.value, "label": a.label} for a in actions]

@@ -22,7 +22,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from bot.flows import Event
-from bot.replies import Action, ActionName, Reply, ReplyKind
+from bot.replies import Action, ActionName, Reply, ReplyKind, actions_to_json
 from bot.state import PersonRef
 from bot.voice.calls import CallState, CallStore, masked
 from bot.voice.speech import SPEECH_LANGUAGES, speakable
@@ -138,7 +138,7 @@ def _menu_prompt(language: str, menu: dict[str, dict[str, str | None]]) -> str:
 
 
 def _entry(action: Action) -> dict[str, str | None]:
-    return {"action": action.action.value, "value": action.value, "label": action.label}
+    return actions_to_json([action])[0]
 
 
 def _menu_for(reply: Reply, language: str) -> dict[str, dict[str, str | None]]:
