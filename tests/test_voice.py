@@ -23,6 +23,7 @@ from infoopt.app import create_app
 from infoopt.core.i18n import say
 from infoopt.core.settings import Settings, TwilioSettings
 from tests.conftest import rolled_back
+from tests.fake_telegram import serve_on_loopback
 from tickets.models import Ticket, TicketPriority
 from tickets.outbox import drain
 
@@ -41,17 +42,9 @@ class FakeTwilio:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        import socket
-
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._message)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve_on_loopback(app)
 
     async def _message(self, request: web.Request) -> web.Response:
         form = {key: str(value) for key, value in (await request.post()).items()}
