@@ -125,6 +125,12 @@ class TicketRef(BaseModel):
     expected_reply_by: datetime | None = Field(description="Europe/Warsaw time")
 
 
+class CaseRef(BaseModel):
+    number: str
+    stage: str = Field(description="received, formal_check, missing_documents, fingerprints, ...")
+    stage_date: date
+
+
 class SourceLink(BaseModel):
     url: str
     label: str = Field(description="the site and page, short enough for a phone screen")
@@ -158,6 +164,9 @@ class AskResponse(BaseModel):
     entities: dict[str, str] = Field(default_factory=dict, description="e.g. case_number, town (a PID code)")
     notes: dict[str, str] = Field(default_factory=dict, description="captions: verified_on, sources, stale")
     ticket: TicketRef | None = None
+    case: CaseRef | None = Field(
+        default=None, description="the person's case, when the answer tells its stage"
+    )
 
 
 def ask_response(reply: Reply, session_id: str) -> AskResponse:
@@ -195,6 +204,9 @@ def ask_response(reply: Reply, session_id: str) -> AskResponse:
             expected_reply_by=reply.ticket.expected_reply_by,
         )
         if reply.ticket
+        else None,
+        case=CaseRef(number=reply.case.number, stage=reply.case.stage, stage_date=reply.case.stage_date)
+        if reply.case
         else None,
     )
 
@@ -274,7 +286,11 @@ async def ask(
     await _within_limits(request, limits, language)
     person = await _web_person(session, question.session_id)
     event = Event(
-        text=question.text, action=question.action, value=question.value, language=question.language
+        text=question.text,
+        action=question.action,
+        value=question.value,
+        language=question.language,
+        origin=client_address(request),
     )
     try:
         async with session.begin_nested():  # a failure inside leaves the request's transaction usable

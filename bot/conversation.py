@@ -18,12 +18,15 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.flows import Event, Flow, FlowContext, Outcome
+from bot.flows import case_status as case_flow
+from bot.flows.case_status import CASE_STATUS
 from bot.flows.handoff import CONSULTANT, start_fields, ticket_info
 from bot.nlu.engine import IntentScore, NluEngine, NluResult, NluUnavailable
 from bot.nlu.language import LanguageDetector
 from bot.replies import Action, ActionName, Option, Reply, ReplyKind
 from bot.state import PersonRef, PersonState, StateStore
 from bot.text import clean_text, has_content
+from cases.lookup import CaseDesk
 from infoopt.core.clock import utcnow
 from infoopt.core.errors import NotFound
 from infoopt.core.i18n import N_, say
@@ -48,7 +51,9 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 2000
 SMALLTALK = ("greet", "goodbye", "thanks")
-FLOWS: dict[str, Flow] = {CONSULTANT.name: CONSULTANT}
+# Topics about the state of one's case: with a case number in the message, the case is looked up.
+CASE_TOPICS = frozenset({"case_status", "processing_time_delay"})
+FLOWS: dict[str, Flow] = {CONSULTANT.name: CONSULTANT, CASE_STATUS.name: CASE_STATUS}
 
 ArticleLookup = Callable[[str, str], Awaitable[PublishedArticle | None]]
 
@@ -121,6 +126,13 @@ def _question_after_greeting(result: NluResult, policy: DecisionPolicy) -> bool:
     return any(score.topic_id and score.confidence >= policy.floor for score in result.ranking)
 
 
+def _asks_about_own_case(result: NluResult, policy: DecisionPolicy) -> bool:
+    """Whether "check my case" is one of the two likeliest readings: the person means their own case."""
+    return any(
+        score.name == "check_case_status" and score.confidence >= policy.floor for score in result.ranking[:2]
+    )
+
+
 class Conversation:
     """Handles one event at a time per person; all long-lived parts are injected."""
 
@@ -134,8 +146,10 @@ class Conversation:
         policy: DecisionPolicy | None = None,
         now: Callable[[], datetime] = utcnow,
         feed: TicketFeed | None = None,
+        cases: CaseDesk | None = None,
     ) -> None:
         self.feed = feed
+        self.cases = cases
         self.nlu = nlu
         self.detector = detector
         self.articles = articles
@@ -161,6 +175,7 @@ class Conversation:
             conversation = await find_conversation(session, person.channel, person.id)
             if conversation is None and (event.action is not None or state.flow is not None):
                 conversation = await open_conversation(session, person.channel, person.id, language=language)
+            private_step = _private_step(state)
             reply = await self._turn(session, person, state, event, language, conversation)
             if reply.kind is ReplyKind.FORGOTTEN:  # nothing of this conversation is kept, this turn included
                 fresh = PersonState(language=state.language, chosen_language=state.chosen_language)
@@ -168,6 +183,8 @@ class Conversation:
                     setattr(state, name, getattr(fresh, name))
                 return reply
             said = _action_text(event) if event.action and not text else text
+            if private_step is not None and reply.kind is ReplyKind.CASE_STATUS and not event.action:
+                said = f"[{private_step}]"  # a date of birth is not kept in the transcript
             conversation = await open_conversation(
                 session, person.channel, person.id, language=language, known=conversation
             )
@@ -237,6 +254,8 @@ class Conversation:
             on_ticket=self._announcer(session),
             classify=self._confident_topic,
             contact=event.contact,
+            origin=event.origin,
+            cases=self.cases,
         )
         if event.media is not None:
             return await self._media(context, event)
@@ -250,7 +269,8 @@ class Conversation:
             flow = FLOWS.get(state.flow.name)
             outcome = await flow.handle(context, event) if flow else None
             if outcome is not None:
-                return self._flow_reply(language, outcome)
+                assert flow is not None
+                return self._flow_reply(language, outcome, flow=flow.name)
             state.flow = None  # a new question instead of an answer to the step: leave the flow
         return await self._understand(context, event.text)
 
@@ -287,16 +307,7 @@ class Conversation:
                     language, PRIVACY_TEXT, (Action(ActionName.FORGET, None, say(language, "Erase my data")),)
                 )
             case ActionName.CASE_STATUS:
-                return replace(
-                    self._base(
-                        ReplyKind.CASE_STATUS,
-                        language,
-                        "check_case_status",
-                        1.0,
-                        say(language, CASE_STATUS_TEXT),
-                    ),
-                    actions=(self._consultant_action(language),),
-                )
+                return await self._check_case(context, "")
             case ActionName.TOPICS:
                 return await self._topics(context, value)
             case ActionName.FORGET:
@@ -344,7 +355,8 @@ class Conversation:
                 flow = FLOWS.get(state.flow.name) if state.flow else None
                 outcome = await flow.handle(context, event) if flow else None
                 if outcome is not None:
-                    return self._flow_reply(language, outcome)
+                    assert flow is not None
+                    return self._flow_reply(language, outcome, flow=flow.name)
                 # A button from an earlier message, pressed after its moment has passed.
                 return replace(
                     self._base(
@@ -386,6 +398,12 @@ class Conversation:
         context = replace(context, entities=dict(result.entities))
         decision = decide(result, self.policy)
         kind = decision.kind
+        # "What is with my case (WSC-II-S…)?": look it up rather than explain how to find out.
+        about_case = (
+            kind in (ReplyKind.ANSWER, ReplyKind.CLARIFY) and decision.topics[0].topic_id in CASE_TOPICS
+        )
+        if about_case and (case_flow.start_fields(text) or _asks_about_own_case(result, self.policy)):
+            kind = ReplyKind.CASE_STATUS
         if kind is ReplyKind.ANSWER:
             state.misses = 0
             return await self._answer(decision.topics[0], context, result)
@@ -412,17 +430,8 @@ class Conversation:
                 actions=(self._consultant_action(language),),
             )
         if kind is ReplyKind.CASE_STATUS:
-            return replace(
-                self._base(
-                    kind,
-                    language,
-                    decision.intent,
-                    decision.confidence,
-                    say(language, CASE_STATUS_TEXT),
-                    result,
-                ),
-                actions=(self._consultant_action(language),),
-            )
+            state.misses = 0
+            return await self._check_case(context, text, result)
         return self._base(
             kind,
             language,
@@ -473,6 +482,11 @@ class Conversation:
             text=article.short_answer,
             actions=(
                 Action(ActionName.FULL_ANSWER, topic_id, say(language, "Full answer")),
+                *(
+                    (Action(ActionName.CASE_STATUS, None, say(language, "Check my case")),)
+                    if topic_id in CASE_TOPICS and self.cases is not None
+                    else ()
+                ),
                 Action(ActionName.HELPFUL, topic_id, say(language, "Helpful")),
                 Action(ActionName.NOT_HELPFUL, topic_id, say(language, "Not helpful")),
                 self._consultant_action(language),
@@ -617,22 +631,34 @@ class Conversation:
             text=f"{lead}\n\n{reply.text}" if lead else reply.text,
         )
 
-    def _flow_reply(self, language: str, outcome: Outcome, *, result: NluResult | None = None) -> Reply:
+    async def _check_case(self, context: FlowContext, text: str, result: NluResult | None = None) -> Reply:
+        """Start the case-status lookup (with a case number the message already holds)."""
+        outcome = await CASE_STATUS.start(context, case_flow.start_fields(text))
+        return self._flow_reply(context.language, outcome, result=result, flow=CASE_STATUS.name)
+
+    def _flow_reply(
+        self,
+        language: str,
+        outcome: Outcome,
+        *,
+        result: NluResult | None = None,
+        flow: str = CONSULTANT.name,
+    ) -> Reply:
         actions = outcome.prompt.actions
         if not outcome.finished:
             actions = (*actions, Action(ActionName.CANCEL, None, say(language, "Cancel")))
+        if flow == CASE_STATUS.name:
+            kind, intent = ReplyKind.CASE_STATUS, "check_case_status"
+        else:
+            kind = ReplyKind.HANDOFF if outcome.prompt.ticket is not None else ReplyKind.FLOW
+            intent = "request_human"
         return replace(
-            self._base(
-                ReplyKind.HANDOFF if outcome.prompt.ticket is not None else ReplyKind.FLOW,
-                language,
-                "request_human",
-                1.0,
-                outcome.prompt.text,
-                result,
-            ),
+            self._base(kind, language, intent, 1.0, outcome.prompt.text, result),
             handoff=outcome.finished and outcome.prompt.ticket is not None,
             actions=actions,
             ticket=outcome.prompt.ticket,
+            case=outcome.prompt.case,
+            entry=outcome.prompt.entry,
         )
 
     # --- what the bot is and does ----------------------------------------------------------------
@@ -965,9 +991,6 @@ CATEGORY_TITLES = {
 }
 # A file a person sends to a consultant: Telegram's bots can fetch up to 20 MB.
 MAX_ATTACHMENT_BYTES = 20_000_000
-CASE_STATUS_TEXT = N_(
-    "The bot cannot check a specific case yet. The information points (PID) and the INFO.OPT line 12 210 20 20 tell you the state of your case; have your case number ready."
-)
 
 
 LANGUAGE_NAMES = {"pl": "Polski", "uk": "Українська", "ru": "Русский", "en": "English"}
@@ -979,6 +1002,13 @@ def language_actions(current: str) -> tuple[Action, ...]:
         Action(ActionName.LANGUAGE, code, ("✓ " if code == current else "") + name)
         for code, name in LANGUAGE_NAMES.items()
     )
+
+
+def _private_step(state: PersonState) -> str | None:
+    """The name of the flow step waiting for an answer that stays out of the transcript, if any."""
+    flow = FLOWS.get(state.flow.name) if state.flow else None
+    step = flow.step(state.flow.step) if flow and state.flow else None
+    return step.name if step is not None and step.private else None
 
 
 async def _ticket_in_play(context: FlowContext) -> Ticket | None:

@@ -89,6 +89,15 @@ class TicketInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class CaseInfo:
+    """A case as its owner is told it: the number, the stage and since when."""
+
+    number: str
+    stage: str
+    stage_date: date
+
+
+@dataclass(frozen=True, slots=True)
 class Option:
     """A topic the person can pick when the bot is unsure."""
 
@@ -126,3 +135,6 @@ class Reply:
     # Set when the reply is the full text of an article (Markdown; each channel renders it its own way).
     markdown: bool = False
     ticket: TicketInfo | None = None  # the ticket this reply created or is about
+    case: CaseInfo | None = None  # the person's case, when this reply tells its stage
+    # What the bot waits for when it is not free text: "digits" for a number a caller keys in.
+    entry: str | None = None

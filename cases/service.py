@@ -20,7 +20,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cases.models import CaseRecord, CaseStage
-from cases.numbers import case_key
+from cases.numbers import case_digits, case_key
 from infoopt.core.clock import utcnow
 
 MAX_ROWS = 20_000
@@ -162,6 +162,7 @@ async def import_cases(session: AsyncSession, rows: list[dict[str, Any]], *, sec
                 CaseRecord(
                     case_key=key,
                     case_number=row.case_number,
+                    case_digits=case_digits(row.case_number),
                     birth_date_hash=fingerprint,
                     stage=row.stage,
                     stage_date=row.stage_date,
@@ -173,10 +174,11 @@ async def import_cases(session: AsyncSession, rows: list[dict[str, Any]], *, sec
             continue
         new = (row.case_number, fingerprint, row.stage, row.stage_date, closed_on)
         old = (record.case_number, record.birth_date_hash, record.stage, record.stage_date, record.closed_on)
-        if new == old:
+        if new == old and record.case_digits:
             report.unchanged += 1
             continue
         record.case_number, record.birth_date_hash, record.stage, record.stage_date, record.closed_on = new
+        record.case_digits = case_digits(row.case_number)
         record.updated_at = now
         session.add(record)
         report.updated += 1

@@ -1,6 +1,6 @@
 """Every table the service owns, imported in one place so migrations see the whole schema."""
 
-from cases.models import CaseRecord
+from cases.models import CaseLookup, CaseRecord
 from infoopt.staff.accounts import StaffSession, StaffUser
 from infoopt.staff.audit import AuditEntry
 from knowledge_base.models import Article, ArticleRevision, BotFailure
@@ -21,6 +21,7 @@ __all__ = [
     "ArticleRevision",
     "AuditEntry",
     "BotFailure",
+    "CaseLookup",
     "CaseRecord",
     "Conversation",
     "ConversationMessage",

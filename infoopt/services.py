@@ -25,6 +25,7 @@ from bot.telegram.channel import TelegramChannel, build_bot
 from bot.telegram.delivery import TelegramDeliverer
 from bot.telegram.files import TelegramFiles
 from bot.voice.sms import SmsDeliverer
+from cases.lookup import CaseDesk, CaseLimits, purge_cases
 from infoopt.core import db
 from infoopt.core.clock import utcnow
 from infoopt.core.languages import Channel
@@ -69,6 +70,19 @@ def build_embedded(settings: Settings) -> NluEngine:
     except (OSError, ValueError) as error:
         log.error("nlu.embedded_unavailable", extra={"error": str(error)})
         return NluNotReady(f"embedded engine not trained: {error}")  # type: ignore[return-value]
+
+
+def case_desk(settings: Settings) -> CaseDesk:
+    """Case lookups under the service's secret key and the configured attempt limits."""
+    return CaseDesk(
+        secret=settings.secret_key.get_secret_value(),
+        limits=CaseLimits(
+            per_conversation=settings.case_attempts_per_conversation,
+            per_origin=settings.case_attempts_per_origin,
+            per_case=settings.case_attempts_per_case,
+            burst_cases=settings.case_burst_numbers,
+        ),
+    )
 
 
 def build_detector(settings: Settings) -> LanguageDetector:
@@ -136,7 +150,12 @@ class Services:
             nlu=nlu,
             kb_cache=kb_cache,
             conversation=Conversation(
-                nlu=nlu, detector=detector, articles=kb_cache.get, states=StateStore(redis), feed=feed
+                nlu=nlu,
+                detector=detector,
+                articles=kb_cache.get,
+                states=StateStore(redis),
+                feed=feed,
+                cases=case_desk(settings),
             ),
             feed=feed,
             deliverers={Channel.WEB: WebDeliverer()},
@@ -167,23 +186,35 @@ class Services:
             services.spawn(services.housekeeping())
         return services
 
-    async def tidy(self) -> tuple[int, int]:
-        """Close tickets resolved longer than the reopening window ago, and delete conversations silent
-        longer than the retention period (what /privacy promises); how many of each."""
+    async def tidy(self) -> tuple[int, int, int]:
+        """Close tickets resolved longer than the reopening window ago, delete conversations silent
+        longer than the retention period (what /privacy promises), and case records closed longer than
+        theirs; how many of each."""
+        settings, now = self.settings, utcnow()
         async with db.transaction(self.sessions) as session:
             closed = await close_resolved(session)
-            silent_since = utcnow() - timedelta(days=self.settings.transcript_retention_days)
+            silent_since = now - timedelta(days=settings.transcript_retention_days)
             purged = await purge_transcripts(session, silent_since=silent_since)
-        return closed, purged
+            cases = await purge_cases(
+                session,
+                closed_before=(now - timedelta(days=settings.case_retention_days)).date(),
+                lookups_before=now - timedelta(days=settings.case_lookup_retention_days),
+            )
+        return closed, purged, cases
 
     async def housekeeping(self, every_seconds: float = 600.0) -> None:
         """`tidy` every few minutes, for the life of the process."""
         while True:
             try:
-                closed, purged = await self.tidy()
-                if closed or purged:
+                closed, purged, cases = await self.tidy()
+                if closed or purged or cases:
                     log.info(
-                        "housekeeping.done", extra={"tickets_closed": closed, "conversations_deleted": purged}
+                        "housekeeping.done",
+                        extra={
+                            "tickets_closed": closed,
+                            "conversations_deleted": purged,
+                            "cases_deleted": cases,
+                        },
                     )
             except Exception:  # the database away for a moment: try again next round
                 log.exception("housekeeping.failed")

@@ -18,6 +18,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.conversation import ONLY_TEXT_TEXT
+from cases.service import import_cases
 from infoopt.app import create_app
 from infoopt.core.clock import utcnow
 from infoopt.core.i18n import say
@@ -31,6 +32,14 @@ from tickets.outbox import drain
 
 pytestmark = pytest.mark.usefixtures("synced_kb", "desk_staff")
 SECRET = "webhook-secret-for-the-tests-0123456789"
+CASE_BATCH = [
+    {
+        "case_number": "WSC-II-S.6151.1234.2026",
+        "date_of_birth": "1990-05-17",
+        "stage": "missing_documents",
+        "stage_date": "2026-11-20",
+    }
+]
 
 
 @pytest.fixture(scope="module")
@@ -330,7 +339,30 @@ async def test_commands_answer_in_the_persons_language(person: Bot) -> None:
     (gone,) = await person.press("forget:yes")
     assert gone["text"]
     (status,) = await person.say("/status")
-    assert "12 210 20 20" in status["text"]
+    assert "номер" in status["text"] and "cancel:" in buttons(status)
+
+
+async def test_status_looks_up_the_persons_case_in_their_language(person: Bot, sessions: Any) -> None:
+    secret = person.app.state.services.settings.secret_key.get_secret_value()
+    async with sessions() as session:
+        await import_cases(session, CASE_BATCH, secret=secret)
+        await session.commit()
+    await person.press("language:ru")
+    (ask_number,) = await person.say("/status")
+    assert "WSC-II-S.6151.1234.2026" in ask_number["text"], "an example of the number"
+    (ask_birth,) = await person.say("wsc ii s 6151 1234 2026")
+    assert "дата рождения" in ask_birth["text"]
+    (stage,) = await person.say("17.05.1990")
+    assert "Дело WSC-II-S.6151.1234.2026: запрос недостающих документов, с 20 ноября 2026" in stage["text"]
+    assert buttons(stage) == ["full_answer:missing_documents_summons", "consultant:"]
+    await person.press("case_status:")
+    await person.say("WSC-II-S.6151.1234.2026")
+    (not_found,) = await person.say("18.05.1990")
+    await person.press("case_status:")
+    await person.say("WSC-II-S.6151.4321.2026")
+    (unknown,) = await person.say("17.05.1990")
+    assert not_found["text"] == unknown["text"] and "не нашёл дела" in unknown["text"]
+    assert buttons(not_found) == buttons(unknown) == ["case_status:", "consultant:"]
 
 
 async def test_set_webhook_registers_the_public_url_with_the_secret(

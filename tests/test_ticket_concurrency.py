@@ -348,7 +348,7 @@ async def test_housekeeping_closes_old_resolved_tickets_and_deletes_silent_conve
         )
         ticket.status, ticket.resolved_at = TicketStatus.RESOLVED, utcnow() - timedelta(days=8)
         session.add(ticket)
-    closed, purged = await services.tidy()
+    closed, purged, _cases = await services.tidy()
     assert closed >= 1 and purged >= 1
     async with app_db() as session:
         assert await session.get(Conversation, old.id) is None

@@ -19,6 +19,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from twilio.request_validator import RequestValidator
 
+from cases.service import import_cases
 from infoopt.app import create_app
 from infoopt.core.i18n import say
 from infoopt.core.settings import Settings, TwilioSettings
@@ -306,3 +307,52 @@ async def test_the_dashboard_counts_calls_by_outcome(call: Call, voice_app: Fast
     async with sessions() as session:
         calls = await voice_calls(session, Period.last_days(7))
     assert calls.counts["abandoned"] >= 1 and calls.total >= 1 and calls.average_seconds is not None
+
+
+async def test_a_caller_keys_in_the_case_number_and_date_of_birth_and_hears_the_stage(
+    call: Call, voice_app: FastAPI, sessions: Any, fake_twilio: FakeTwilio
+) -> None:
+    secret = voice_app.state.services.settings.secret_key.get_secret_value()
+    async with sessions() as session:
+        await import_cases(
+            session,
+            [
+                {
+                    "case_number": "WSC-II-P.6151.88.2025",
+                    "date_of_birth": "1985-01-02",
+                    "stage": "card_ready",
+                    "stage_date": "2026-11-28",
+                }
+            ],
+            secret=secret,
+        )
+        await session.commit()
+    await call.post("/twilio/voice", {})
+    await call.next(Digits="2")
+    key_number = await call.next(SpeechResult="я хочу дізнатися статус своєї справи")
+    gather = key_number.find("Gather")
+    assert gather is not None and gather.get("input") == "dtmf" and gather.get("finishOnKey") == "#"
+    assert "решітку" in spoken(key_number)
+    key_birth = await call.next(Digits="6151882025")
+    assert "вісьмома цифрами" in spoken(key_birth) and key_birth.find("Gather").get("input") == "dtmf"  # type: ignore[union-attr]
+    stage = await call.next(Digits="02011985")
+    words = spoken(stage)
+    assert "карта побиту готова" in words and "28 листопада 2026" in words and "WSC" not in words
+    assert stage.find("Gather").get("input") == "speech dtmf"  # type: ignore[union-attr]
+    await call.next(Digits="3")
+    await drain(sessions, voice_app.state.services.deliverers)
+    (message,) = [m for m in fake_twilio.messages if m["To"] == call.caller]
+    assert message["Body"].startswith("WSC-II-P.6151.88.2025\n") and "карта побиту готова" in message["Body"]
+    more = await call.next(Digits="4")
+    assert "карт" in spoken(more), "the residence-card answer that goes with the stage"
+
+
+async def test_on_the_phone_a_wrong_date_and_an_unknown_case_sound_the_same(call: Call) -> None:
+    await call.post("/twilio/voice", {})
+    await call.next(Digits="4")
+    heard = []
+    for number in ("6151882025", "6151992025"):
+        await call.next(SpeechResult="what is the status of my case")
+        await call.next(Digits=number)
+        heard.append(spoken(await call.next(Digits="01011985")))
+    assert heard[0] == heard[1] and "could not find a case" in heard[0]

@@ -6,20 +6,26 @@ flow finishes and makes the closing reply. The state (which flow, which step, wh
 lives in the person's state, so a flow survives between messages, workers and channels' retries.
 
 A person is never trapped: "cancel" leaves any flow, and a message a step does not accept (a new
-question typed instead of pressing a button) leaves the flow and is answered as a question.
+question typed instead of pressing a button) leaves the flow and is answered as a question. A step
+may instead say an answer was meant for it but is unusable ("31.02.1990" for a date): the step is
+asked again with a word on what was wrong.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.replies import Action, ActionName, TicketInfo
+from bot.replies import Action, ActionName, CaseInfo, TicketInfo
 from bot.state import FlowState, PersonRef, PersonState
 from tickets.models import Conversation, Ticket
+
+if TYPE_CHECKING:
+    from cases.lookup import CaseDesk
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +42,8 @@ class Event:
     # Something other than text: a photo or document (with `attachment`), or a voice note, sticker, ...
     media: str | None = None
     attachment: dict[str, str | int | None] | None = None  # file id, name, size, mime type
+    # The network address or phone number the message came from (not a chat's or a session's id).
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +64,10 @@ class FlowContext:
     contact: str | None = None  # a caller's number, for a call back
     # The topic the NLU is confident a text is about, if any (for a ticket described in words).
     classify: Callable[[str], Awaitable[str | None]] | None = None
+    # The network address or phone number the message came from: attempt limits that a new chat or
+    # session id cannot escape count by it.
+    origin: str | None = None
+    cases: CaseDesk | None = None  # the case-status lookups (None where cases are not served)
 
     @property
     def fields(self) -> dict[str, str]:
@@ -70,6 +82,16 @@ class Prompt:
     text: str
     actions: tuple[Action, ...] = ()
     ticket: TicketInfo | None = None  # set when the flow created a ticket
+    # What the step waits for when it is not free text: "digits" for a number a caller keys in.
+    entry: str | None = None
+    case: CaseInfo | None = None  # set when the flow looked a case up
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """An answer meant for the step but unusable: the step is asked again after `note`."""
+
+    note: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +99,9 @@ class Step:
     name: str
     ask: Callable[[FlowContext], Awaitable[Prompt]]
     # The value to store from the event, or None when the step does not take it.
-    accept: Callable[[FlowContext, Event], Awaitable[str | None]]
+    accept: Callable[[FlowContext, Event], Awaitable[str | Retry | None]]
     stores: str
+    private: bool = False  # the answer stays out of the transcript (a date of birth)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +136,9 @@ class Flow:
         value = await current.accept(context, event)
         if value is None:
             return None
+        if isinstance(value, Retry):
+            again = await current.ask(context)
+            return Outcome(replace(again, text=f"{value.note}\n\n{again.text}"), finished=False)
         context.fields[current.stores] = value
         return await self._next(context)
 

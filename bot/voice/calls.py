@@ -30,6 +30,7 @@ class CallState:
     failures: int = 0  # silences and misunderstandings in a row
     outcome: str = "bot"  # bot, transferred, callback (CallOutcome)
     ticket_number: str | None = None
+    entry: str | None = None  # "digits" while the caller keys in a number ended by #
 
 
 def masked(number: str) -> str:

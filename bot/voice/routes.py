@@ -48,6 +48,7 @@ SPOKEN_LANGUAGES = {
     "en": ("english", "angiel", "англ"),
 }
 MAX_FAILURES = 2
+WITHHELD = "withheld"  # every caller without a number shares one set of attempt limits
 MENU_DIGITS = "12345678"
 
 
@@ -116,7 +117,16 @@ class Voice:
     def say(self, target: VoiceResponse | Gather, text: str) -> None:
         target.say(text, voice=self.voice, language=self.code)
 
-    def gather(self, *, speech: bool = True) -> Gather:
+    def gather(self, *, speech: bool = True, entry: str | None = None) -> Gather:
+        if entry == "digits":  # a number keyed in, ended by the hash key
+            return Gather(
+                input="dtmf",
+                action="/twilio/voice/turn",
+                method="POST",
+                finish_on_key="#",
+                timeout=10,
+                action_on_empty_result=True,
+            )
         return Gather(
             input="speech dtmf" if speech else "dtmf",
             action="/twilio/voice/turn",
@@ -143,12 +153,26 @@ def _entry(action: Action) -> dict[str, str | None]:
 
 def _menu_for(reply: Reply, language: str) -> dict[str, dict[str, str | None]]:
     """What the keypad means after this reply."""
-    if reply.kind in (ReplyKind.ANSWER, ReplyKind.FULL_ANSWER):
+    if reply.entry == "digits":  # keying in a number: only 0 (then #) means something else
+        menu: dict[str, dict[str, str | None]] = {}
+    elif reply.kind in (ReplyKind.ANSWER, ReplyKind.FULL_ANSWER):
         menu = {
             "1": {"action": "repeat", "value": None, "label": say(language, "hear it again")},
             "2": {"action": "ask", "value": None, "label": say(language, "ask another question")},
             "3": {"action": "sms", "value": None, "label": say(language, "get the full answer by SMS")},
         }
+        check = [a for a in reply.actions if a.action is ActionName.CASE_STATUS]
+        if check:  # the answer on case status: the caller's own case looked up
+            menu["4"] = _entry(check[0])
+    elif reply.case is not None:  # a case's stage: again, by SMS, or the answer that goes with it
+        menu = {
+            "1": {"action": "repeat", "value": None, "label": say(language, "hear it again")},
+            "2": {"action": "ask", "value": None, "label": say(language, "ask another question")},
+            "3": {"action": "sms", "value": None, "label": say(language, "get this by SMS")},
+        }
+        more = [a for a in reply.actions if a.action is ActionName.FULL_ANSWER]
+        if more:
+            menu["4"] = _entry(more[0])
     else:
         menu = {}
         actions = [a for a in reply.actions if a.action not in (ActionName.CONSULTANT, ActionName.CANCEL)]
@@ -228,14 +252,21 @@ def speak_reply(request: Request, state: CallState, reply: Reply) -> VoiceRespon
     text = speakable(reply.text, voice.language, markdown=reply.markdown)
     if reply.kind in (ReplyKind.ANSWER, ReplyKind.FULL_ANSWER):
         state.sms_text, state.sms_sent = _sms_text(reply), False
+    elif reply.case is not None:
+        state.sms_text, state.sms_sent = f"{reply.case.number}\n{reply.text}", False
     menu = _menu_for(reply, voice.language)
-    state.menu, state.last_said = menu, text
+    state.menu, state.last_said, state.entry = menu, text, reply.entry
     response = VoiceResponse()
     if reply.kind is ReplyKind.HANDOFF and reply.ticket is not None:
         state.outcome = "callback"
         voice.say(response, text)
         voice.say(response, say(voice.language, "We will call you back at this number. Goodbye."))
         response.hangup()
+        return response
+    if reply.entry == "digits":
+        gather = voice.gather(entry="digits")
+        voice.say(gather, text)
+        response.append(gather)
         return response
     gather = voice.gather(speech=True)
     voice.say(gather, text)
@@ -249,6 +280,7 @@ def speak_reply(request: Request, state: CallState, reply: Reply) -> VoiceRespon
 
 def ask_question(request: Request, state: CallState, *, lead: str | None = None) -> VoiceResponse:
     voice = Voice(request, state.language or "pl")
+    state.entry = None
     state.menu = {
         "0": {
             "action": ActionName.CONSULTANT.value,
@@ -353,7 +385,9 @@ async def _turn(request: Request, form: dict[str, str]) -> Response:
     await prepare_hints(request, language)
     digits, speech = form.get("Digits", "").strip(), form.get("SpeechResult", "").strip()
     event: Event | None = None
-    if digits:
+    if state.entry == "digits" and digits and digits != "0":  # a number keyed in for the conversation
+        event = Event(text=digits, language=language, contact=state.caller, origin=state.caller or WITHHELD)
+    elif digits:
         entry = state.menu.get(digits[:1])
         if entry is None:
             return await _reprompt(
@@ -376,10 +410,14 @@ async def _turn(request: Request, form: dict[str, str]) -> Response:
         if action == "sms":
             return await _send_sms(request, calls, call_sid, state)
         event = Event(
-            action=ActionName(action), value=entry.get("value"), language=language, contact=state.caller
+            action=ActionName(action),
+            value=entry.get("value"),
+            language=language,
+            contact=state.caller,
+            origin=state.caller or WITHHELD,
         )
     elif speech:
-        event = Event(text=speech, language=language, contact=state.caller)
+        event = Event(text=speech, language=language, contact=state.caller, origin=state.caller or WITHHELD)
     else:
         return await _reprompt(request, calls, call_sid, state, say(language, "I did not hear anything."))
     state.failures = 0
@@ -455,7 +493,7 @@ async def _reprompt(
     state.failures += 1
     language = state.language or "pl"
     if state.failures > MAX_FAILURES:
-        state.failures = 0
+        state.failures, state.entry = 0, None
         response = VoiceResponse()
         voice = Voice(request, language)
         gather = voice.gather(speech=False)
@@ -475,7 +513,7 @@ async def _reprompt(
         return twiml(response)
     voice = Voice(request, language)
     response = VoiceResponse()
-    gather = voice.gather(speech=True)
+    gather = voice.gather(speech=state.entry != "digits", entry=state.entry)
     voice.say(gather, lead)
     voice.say(
         gather,

@@ -105,6 +105,16 @@ class Settings(BaseSettings):
     cases_token: SecretStr | None = None
     # Conversations (transcripts) silent this long are deleted; the bot's /privacy says so.
     transcript_retention_days: int = Field(default=365, ge=1)
+    # Case status: failed lookups allowed a day per conversation, per client address or phone number,
+    # and per case number; past any of them every lookup is refused and the person sent to a consultant.
+    case_attempts_per_conversation: int = Field(default=5, ge=1)
+    case_attempts_per_origin: int = Field(default=10, ge=1)
+    case_attempts_per_case: int = Field(default=5, ge=1)
+    # An alarm (log and metric) when this many different case numbers fail within 10 minutes.
+    case_burst_numbers: int = Field(default=20, ge=2)
+    # Case records are deleted this long after their case closes; the lookups' audit after this long.
+    case_retention_days: int = Field(default=90, ge=1)
+    case_lookup_retention_days: int = Field(default=365, ge=1)
 
     @property
     def runs_outbox_in_process(self) -> bool:
