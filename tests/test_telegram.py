@@ -353,7 +353,7 @@ async def test_status_looks_up_the_persons_case_in_their_language(person: Bot, s
     (ask_birth,) = await person.say("wsc ii s 6151 1234 2026")
     assert "дата рождения" in ask_birth["text"]
     (stage,) = await person.say("17.05.1990")
-    assert "Дело WSC-II-S.6151.1234.2026: запрос недостающих документов, с 20 ноября 2026" in stage["text"]
+    assert "Дело WSC-II-S.6151.1234.2026: запрос недостающих документов (с 20 ноября 2026" in stage["text"]
     assert buttons(stage) == ["full_answer:missing_documents_summons", "consultant:"]
     await person.press("case_status:")
     await person.say("WSC-II-S.6151.1234.2026")

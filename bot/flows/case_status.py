@@ -91,8 +91,8 @@ ASK_BIRTH = N_("Now your date of birth, for example 17.05.1990.")
 KEY_BIRTH = N_("Now key in your date of birth as eight digits: day, month and year. Then press the hash key.")
 NUMBER_UNREADABLE = N_("That does not look like a whole case number.")
 BIRTH_UNREADABLE = N_("That is not a date I can read.")
-FOUND = N_("Case {number}: {stage}, since {date}.")
-FOUND_SPOKEN = N_("Your case: {stage}, since {date}.")
+FOUND = N_("Case {number}: {stage} (since {date}).")
+FOUND_SPOKEN = N_("Your case: {stage} (since {date}).")
 NO_MATCH = N_(
     "I could not find a case with this number and this date of birth. Check both on the letter from the office and try again, or ask a consultant."
 )
