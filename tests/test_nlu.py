@@ -81,6 +81,46 @@ def test_embedded_engine_understands_typical_messages(
     )
 
 
+@pytest.mark.parametrize(
+    ("heard", "prepared"),
+    [
+        ("eee yyy ile kosztuje karta pobytu", "ile kosztuje karta pobytu"),
+        ("um so uh how much is it", "so how much is it"),
+        ("halo halo dzień dobry ja chciałam zapytać o kartę pobytu", "ja chcialam zapytac o karte pobytu"),
+        ("алло здравствуйте ну как получить песель у ка эр", "как получить песель укр"),
+        ("Dzień dobry, mam pytanie", "dzien dobry, mam pytanie"),  # a greeting alone stays one
+        ("i lost the u k r status on my pezel", "i lost the ukr status on my pesel"),
+        ("u ka er w peselu", "ukr w peselu"),
+        ("numer w s c dwa p", "numer wsc dwa p"),
+        ("я поступил в а гэ ха", "я поступил в агх"),
+        ("so i er want to ask", "so i er want to ask"),
+        ("my carte po bi tu is ready", "my karta pobytu is ready"),
+        ("can i work on an o sviad chenie", "can i work on an oswiadczenie"),
+        ("блу карт для айтішника", "блю кард для айтішника"),
+        ("як отримати карту цукру", "як отримати карту цукр"),
+        ("Ile kosztuje kartę pobytu?", "ile kosztuje karte pobytu?"),  # typed text keeps its shape
+    ],
+)
+def test_speech_to_text_quirks_are_folded_away(heard: str, prepared: str) -> None:
+    from bot.nlu.speech import prepare
+
+    assert prepare(heard) == prepared
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("halo halo dzień dobry yyy ja dzwonię zapytać ile kosztuje karta pobytu", "faq/fees"),
+        ("алло здравствуйте эээ сколько стоит карта побыту", "faq/fees"),
+        ("um my pezel lost the u k r status after a trip home", "faq/pesel_ukr"),
+        ("eee czy programista może dostać blu kard", "faq/blue_card"),
+        ("ну хто може подати на карту цукру", "faq/cukr_card"),
+    ],
+)
+def test_embedded_engine_understands_phone_speech(engine: EmbeddedEngine, text: str, expected: str) -> None:
+    assert engine.parse_sync(text).best.name == expected
+
+
 def test_the_embedded_model_is_reused_from_its_cache(tmp_path: Path) -> None:
     first = EmbeddedEngine.from_files([DATA], cache_dir=tmp_path)
     assert len(list(tmp_path.glob("embedded-*.pickle"))) == 1

@@ -2,7 +2,9 @@
 
 It needs no extra service, so it is the zero-setup default and the fallback when Rasa is down.
 Character n-grams (within word boundaries) carry Polish without diacritics, Cyrillic spellings of
-Polish terms and typos far better than whole words do.
+Polish terms and typos far better than whole words do. Every text, training example or message, goes
+through `bot.nlu.speech.prepare` first, so phone speech (fillers, a phone preamble, spelled-out and
+misheard Polish terms) reaches the classifier in the same form as typed text.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from bot.nlu.engine import IntentScore, NluResult, NluUnavailable
 from bot.nlu.entities import extract
 from bot.nlu.scoring import FastScorer
+from bot.nlu.speech import prepare as normalise
 from bot.nlu.training_data import Example, cached_model, fingerprint, load_examples
-from knowledge_base.text import fold as normalise
 
 log = logging.getLogger(__name__)
 
-MODEL_VERSION = "embedded-3"
+MODEL_VERSION = "embedded-4"  # 4: text prepared by bot.nlu.speech (speech-to-text quirks folded)
 
 
 def build_pipeline() -> Pipeline:
