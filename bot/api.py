@@ -27,7 +27,7 @@ from infoopt.core.deps import SessionDep, client_address, get_services
 from infoopt.core.errors import NotFound
 from infoopt.core.i18n import N_, say
 from infoopt.core.languages import Channel, Language
-from infoopt.core.limits import TooManyRequests, hit
+from infoopt.core.limits import PublicReadLimit, TooManyRequests, hit
 from infoopt.core.web import templates
 from tickets.conversations import find_conversation, messages_after
 
@@ -322,7 +322,11 @@ class MessagesOut(BaseModel):
 @api.get(
     "/conversations/{session_id}/messages",
     response_model=MessagesOut,
-    responses={404: {"description": "no conversation with this session id"}},
+    dependencies=[Depends(PublicReadLimit("conversation_messages"))],
+    responses={
+        404: {"description": "no conversation with this session id"},
+        429: {"description": "too many requests a minute from this address; see Retry-After"},
+    },
 )
 async def conversation_messages(
     session_id: Annotated[str, Path(pattern=SESSION_ID_PATTERN)],
@@ -420,6 +424,7 @@ CHAT_TEXTS = {
     "bot": N_("Bot"),
     "consultant": N_("Consultant"),
     "examples": N_("Examples"),
+    "your_data": N_("Your data"),
     "sources": N_("Sources"),
     "error": N_("Something went wrong on our side. Please try again in a moment, or contact a person:"),
     "contact": N_("INFO.OPT line: 12 210 20 20, info.opt@muw.pl"),

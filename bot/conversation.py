@@ -21,6 +21,7 @@ from bot.flows import Event, Flow, FlowContext, Outcome
 from bot.flows import case_status as case_flow
 from bot.flows.case_status import CASE_STATUS
 from bot.flows.handoff import CONSULTANT, start_fields, ticket_info
+from bot.metrics import count_turn
 from bot.nlu.engine import IntentScore, NluEngine, NluResult, NluUnavailable
 from bot.nlu.language import LanguageDetector
 from bot.replies import Action, ActionName, Option, Reply, ReplyKind
@@ -177,6 +178,7 @@ class Conversation:
                 conversation = await open_conversation(session, person.channel, person.id, language=language)
             private_step = _private_step(state)
             reply = await self._turn(session, person, state, event, language, conversation)
+            count_turn(person.channel, event, reply)
             if reply.kind is ReplyKind.FORGOTTEN:  # nothing of this conversation is kept, this turn included
                 fresh = PersonState(language=state.language, chosen_language=state.chosen_language)
                 for name in ("misses", "last_topic", "last_question", "voted", "flow"):

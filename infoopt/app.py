@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
@@ -25,8 +25,8 @@ from cases import routes as case_routes
 from infoopt.core import db
 from infoopt.core.errors import NotFound, document_errors, install_error_handlers
 from infoopt.core.headers import SecurityHeaders
-from infoopt.core.limits import BodySizeLimit
-from infoopt.core.metrics import metrics_response, record_request
+from infoopt.core.limits import BodySizeLimit, PublicReadLimit
+from infoopt.core.metrics import metrics_response, record_request, worker_started, worker_stopped
 from infoopt.core.redis_store import is_in_process
 from infoopt.core.settings import Settings, check_production, get_settings
 from infoopt.core.web import STATIC_DIR
@@ -36,6 +36,7 @@ from knowledge_base import routes as kb_routes
 from tickets import dashboard as ticket_dashboard
 from tickets import pages as ticket_pages
 from tickets import routes as ticket_routes
+from tickets.metrics import desk_registry
 
 READINESS_TIMEOUT_SECONDS = 3.0
 
@@ -49,6 +50,12 @@ async def _probe(name: str, check: Any) -> tuple[str, dict[str, Any]]:
         return name, {"ok": False, "detail": f"no answer within {READINESS_TIMEOUT_SECONDS:g} s"}
     except Exception as error:
         return name, {"ok": False, "detail": f"{type(error).__name__}: {error}"}
+
+
+# Parts the service answers without: Redis (state is forgotten, limits fail open, the outbox is polled
+# instead of woken, Telegram's webhook asks for redelivery). Taking every app out of rotation for it
+# would silence the bot entirely.
+DEGRADES_ONLY = frozenset({"redis"})
 
 
 async def readiness(services: Services) -> dict[str, dict[str, Any]]:
@@ -81,9 +88,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # the garbage collector's full passes, which otherwise stall a request for ~100 ms every few seconds.
         gc.collect()
         gc.freeze()
+        worker_started()
         try:
             yield
         finally:
+            worker_stopped()
             await services.close()
 
     app = FastAPI(
@@ -141,12 +150,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The process is up and serving requests."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], responses={503: {"description": "a part is not ready"}})
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        dependencies=[Depends(PublicReadLimit("readyz"))],  # each call reaches the database, Redis and NLU
+        responses={
+            503: {"description": "a part is not ready"},
+            429: {"description": "too many requests a minute from this address; see Retry-After"},
+        },
+    )
     async def readyz() -> JSONResponse:
-        """Database, Redis and NLU are reachable; 503 naming the part that is not."""
+        """Database and NLU are reachable: ready (200); without Redis the bot still answers, so the
+        service is "degraded" (200, Redis named); 503 naming the part without which nothing works."""
         checks = await readiness(app.state.services)
-        failing = [name for name, check in checks.items() if not check["ok"]]
-        body = {"status": "ready" if not failing else "not ready", "failing": failing, "checks": checks}
+        down = [name for name, check in checks.items() if not check["ok"]]
+        failing = [name for name in down if name not in DEGRADES_ONLY]
+        degraded = [name for name in down if name in DEGRADES_ONLY]
+        status = "not ready" if failing else "degraded" if degraded else "ready"
+        body = {"status": status, "failing": failing, "degraded": degraded, "checks": checks}
         return JSONResponse(body, status_code=503 if failing else 200)
 
     @app.get("/docs", include_in_schema=False)
@@ -167,12 +188,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses={404: {"description": "in production without the metrics token"}},
     )
     async def metrics(request: Request) -> Response:
-        """Prometheus metrics of this worker (in production only with `Authorization: Bearer <token>`)."""
+        """Prometheus metrics of every worker, and the desk's state read from the database for this scrape
+        (in production only with `Authorization: Bearer <token>`)."""
         token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
         if token or settings.is_production:
             given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
             if not token or not hmac.compare_digest(given.encode(), token.encode()):
                 raise NotFound("not found")
-        return metrics_response()
+        return metrics_response(await desk_registry(app.state.services.sessions))
 
     return app

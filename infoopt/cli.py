@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.core import db
 from infoopt.core.logs import configure_logging, uvicorn_log_config
+from infoopt.core.metrics import prepare_multiprocess
 from infoopt.core.redis_store import create_redis
 from infoopt.core.settings import (
     PROJECT_ROOT,
@@ -34,6 +35,7 @@ from knowledge_base.topics import catalogue
 from tickets.offices import UnknownOffice, get_office
 
 T = TypeVar("T")
+WORKER_HEALTHCHECK_SECONDS = 60
 
 app = typer.Typer(
     help="INFO.OPT infoline: bot, voice line and consultants' ticket desk.",
@@ -108,6 +110,9 @@ def serve(
         f"  web chat http://{shown}:{port}/chat\n"
         f"  editor   http://{shown}:{port}/admin/kb (infoopt users create --username NAME --role admin)"
     )
+    if workers > 1:
+        # Each worker counts in its own files there, and /metrics sums them (a scrape reaches one worker).
+        prepare_multiprocess(settings.multiprocess_metrics_dir)
     sys.stdout.flush()
     uvicorn.run(
         "infoopt.asgi:app",
@@ -116,6 +121,9 @@ def serve(
         workers=workers,
         log_config=uvicorn_log_config(settings.log_level, as_json=settings.log_json),
         proxy_headers=False,  # the app reads X-Forwarded-For itself, from INFOOPT_TRUSTED_PROXIES only
+        # A new worker answers uvicorn's health ping only once it has imported the project, which on a
+        # busy machine takes longer than uvicorn's 5 s: it would kill and restart workers endlessly.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
 
 

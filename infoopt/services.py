@@ -32,11 +32,12 @@ from infoopt.core.languages import Channel
 from infoopt.core.redis_store import create_redis
 from infoopt.core.settings import Settings
 from knowledge_base import service as kb
+from knowledge_base.backlog import purge_failures
 from knowledge_base.cache import PublishedCache
 from knowledge_base.events import listen_for_publishes
-from tickets.conversations import purge_transcripts
+from tickets.conversations import purge_transcripts, scrub_closed_tickets
 from tickets.live import TicketFeed
-from tickets.outbox import Deliverer, OutboxWorker
+from tickets.outbox import Deliverer, OutboxWorker, purge_jobs
 from tickets.routes import FileSource
 from tickets.service import PersonNotice, close_resolved
 
@@ -161,6 +162,11 @@ class Services:
             deliverers={Channel.WEB: WebDeliverer()},
             suggest=KnowledgeSuggester(nlu, kb_cache.get),
         )
+        try:  # every published article in memory before the first question (see PublishedCache)
+            async with services.sessions() as session:
+                kb_cache.fill(await kb.all_published(session))
+        except Exception as error:  # a database not migrated yet: articles load as they are asked for
+            log.warning("kb_cache.preload_failed", extra={"error": type(error).__name__})
         if settings.telegram.bot_token is not None:
             bot = build_bot(settings)
             services.telegram = TelegramChannel(
@@ -188,13 +194,23 @@ class Services:
 
     async def tidy(self) -> tuple[int, int, int]:
         """Close tickets resolved longer than the reopening window ago, delete conversations silent
-        longer than the retention period (what /privacy promises), and case records closed longer than
-        theirs; how many of each."""
+        longer than the retention period (what /privacy promises), remove the texts of tickets closed
+        longer than theirs, and delete case records closed longer than theirs; how many tickets closed,
+        conversations deleted and case records deleted."""
         settings, now = self.settings, utcnow()
         async with db.transaction(self.sessions) as session:
             closed = await close_resolved(session)
             silent_since = now - timedelta(days=settings.transcript_retention_days)
             purged = await purge_transcripts(session, silent_since=silent_since)
+            await scrub_closed_tickets(
+                session, closed_before=now - timedelta(days=settings.ticket_personal_data_days)
+            )
+            await purge_jobs(
+                session,
+                sent_before=now - timedelta(days=settings.outbox_retention_days),
+                any_before=now - timedelta(days=settings.ticket_personal_data_days),
+            )
+            await purge_failures(session, before=now - timedelta(days=settings.failure_retention_days))
             cases = await purge_cases(
                 session,
                 closed_before=(now - timedelta(days=settings.case_retention_days)).date(),

@@ -6,14 +6,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity
+from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.core.clock import utcnow
+from infoopt.core.logs import mask_personal
 from knowledge_base.models import BotFailure, FailureKind
 from knowledge_base.text import to_latin
 
@@ -34,7 +37,8 @@ async def record_failure(
     """Remember one thing the bot could not answer well."""
     failure = BotFailure(
         kind=kind,
-        text=text.replace("\x00", "").strip()[:MAX_TEXT],
+        # What people write here may hold a phone number or a case number: the backlog needs neither.
+        text=mask_personal(text.replace("\x00", "").strip()[:MAX_TEXT]),
         language=language,
         topic_id=topic_id,
         channel=channel,
@@ -42,6 +46,12 @@ async def record_failure(
     session.add(failure)
     await session.flush()
     return failure
+
+
+async def purge_failures(session: AsyncSession, *, before: datetime) -> int:
+    """Delete backlog entries older than a moment (people's own words); how many went."""
+    result = await session.exec(delete(BotFailure).where(col(BotFailure.at) < before))
+    return int(result.rowcount or 0)
 
 
 @dataclass(frozen=True, slots=True)

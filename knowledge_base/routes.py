@@ -15,6 +15,7 @@ from infoopt.core.db import after_commit
 from infoopt.core.deps import RedisDep, SessionDep, SettingsDep, get_services
 from infoopt.core.errors import DomainError, NotFound
 from infoopt.core.languages import LANGUAGES, Language
+from infoopt.core.limits import PublicReadLimit
 from infoopt.core.web import templates
 from infoopt.staff.audit import audit_trail
 from infoopt.staff.auth import CurrentAdmin, CurrentKnowledgeReader, check_csrf
@@ -79,7 +80,11 @@ def article_out(article: kb.PublishedArticle, *, today: date) -> ArticleOut:
 @api.get(
     "/articles/{topic_id}",
     response_model=ArticleOut,
-    responses={404: {"description": "unknown topic or language, or nothing published"}},
+    dependencies=[Depends(PublicReadLimit("kb_article"))],
+    responses={
+        404: {"description": "unknown topic or language, or nothing published"},
+        429: {"description": "too many requests a minute from this address; see Retry-After"},
+    },
 )
 async def get_article(
     topic_id: str,

@@ -711,7 +711,8 @@ async def search_published(
         return [
             SearchHit(a.topic_id, a.language, r.title, r.short_answer, float(score)) for a, r, score in rows
         ]
-    condition = [col(ArticleRevision.search_text).contains(word) for word in words]
+    # Escaped: "_" is a word character, and unescaped it would be LIKE's any-character wildcard.
+    condition = [col(ArticleRevision.search_text).contains(word, autoescape=True) for word in words]
     rows_plain = (await session.exec(base.where(*condition))).all()
     hits = [
         SearchHit(

@@ -128,7 +128,7 @@ if [ $# -eq 0 ]; then
         INFOOPT_DATABASE_URL="postgresql://infoopt@127.0.0.1:$pg_port/infoopt_schema"
         INFOOPT_REDIS_URL="redis://127.0.0.1:$redis_port/1"
         INFOOPT_ASK_LIMIT_PER_MINUTE=1000000 INFOOPT_ASK_LIMIT_PER_ADDRESS_PER_MINUTE=1000000
-        INFOOPT_FEEDBACK_LIMIT_PER_MINUTE=1000000)
+        INFOOPT_FEEDBACK_LIMIT_PER_MINUTE=1000000 INFOOPT_READ_LIMIT_PER_ADDRESS_PER_MINUTE=1000000)
     "${api_env[@]}" .venv/bin/infoopt serve --port "$api_port" >"$work/api.log" 2>&1 &
     api_pid=$!
     for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$api_port/readyz" >/dev/null && break; sleep 1; done

@@ -135,3 +135,27 @@ async def test_a_reload_keeps_the_conversation_and_a_consultants_reply_appears(
     await expect(page.locator("li.consultant").last).to_have_text(
         "Dzień dobry, tu konsultantka PID Tarnów.", timeout=12_000
     )
+
+
+async def test_a_person_erases_their_data_from_the_chat(live_server: str, page: Page) -> None:
+    await page.set_viewport_size(PHONE)
+    await page.goto(f"{live_server}/chat")
+    await page.fill("#text", "ile kosztuje karta pobytu")
+    await page.press("#text", "Enter")
+    await expect(page.locator("li.bot").last).to_have_attribute("data-kind", "answer")
+    session = await page.evaluate("localStorage.getItem('infoopt.session')")
+    assert session
+    await no_horizontal_scroll(page)
+
+    await page.click("#your-data")
+    privacy = page.locator("li.bot").last
+    await expect(privacy).to_have_attribute("data-kind", "info")
+    await expect(privacy).to_contain_text("usunąć")
+    await privacy.locator("button[data-action=forget]").click()
+    confirm = page.locator("li.bot").last
+    await confirm.locator("button[data-action=forget][data-value=yes]").click()
+    gone = page.locator("li.bot").last
+    await expect(gone).to_have_attribute("data-kind", "forgotten")
+    assert await page.evaluate("localStorage.getItem('infoopt.session')") is None
+    response = await page.context.request.get(f"{live_server}/api/v1/conversations/{session}/messages")
+    assert response.status == 404, "nothing of the conversation is kept"

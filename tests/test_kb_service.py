@@ -3,6 +3,7 @@ expiry, rollback, diff, audit trail, search, and the file sync."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -468,3 +469,48 @@ async def test_sync_records_that_the_files_were_reviewed_in_the_repository(
     assert report.created == 1
     revision = (await kb.revisions_of(session, "visa_extension", "en"))[0]
     assert revision.publish_review is PublishReview.ARTICLE_FILES
+
+
+def _published_article(topic_id: str, title: str) -> kb.PublishedArticle:
+    return kb.PublishedArticle(
+        topic_id=topic_id,
+        language="pl",
+        revision_id=1,
+        revision_number=1,
+        title=title,
+        short_answer="…",
+        body="…",
+        sources=(),
+        legal_basis=None,
+        verified_on=date(2026, 12, 1),
+        valid_until=None,
+        stale=False,
+    )
+
+
+async def test_the_cache_never_makes_a_turn_wait_for_the_database_once_filled() -> None:
+    """Filled at start-up; a stale entry is served while it reloads in the background (a turn holding
+    a connection must not wait for a second one: under load that exhausts the pool)."""
+    from knowledge_base.cache import PublishedCache
+
+    loads: list[tuple[str, str]] = []
+    release = asyncio.Event()
+
+    async def loader(topic_id: str, language: str) -> kb.PublishedArticle | None:
+        loads.append((topic_id, language))
+        await release.wait()
+        return _published_article(topic_id, "new")
+
+    cache = PublishedCache(loader, ttl=0.05)
+    cache.fill([_published_article("fees", "old")])
+    first = await cache.get("fees", "pl")
+    assert first is not None and first.title == "old" and loads == []
+    await asyncio.sleep(0.06)
+    stale = await asyncio.wait_for(cache.get("fees", "pl"), timeout=0.5)  # not waiting for the loader
+    assert stale is not None and stale.title == "old" and loads == [("fees", "pl")]
+    await cache.get("fees", "pl")
+    assert loads == [("fees", "pl")], "one reload at a time"
+    release.set()
+    await asyncio.sleep(0.01)
+    fresh = await cache.get("fees", "pl")
+    assert fresh is not None and fresh.title == "new"

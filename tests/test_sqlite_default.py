@@ -53,6 +53,8 @@ def test_infoopt_serve_runs_on_the_embedded_defaults(tmp_path: Path) -> None:
         for path in ("/healthz", "/readyz", "/openapi.json", "/metrics", "/docs"):
             response = httpx.get(f"{base}{path}", timeout=10)
             assert response.status_code == 200, (path, response.text)
+        metrics = httpx.get(f"{base}/metrics", timeout=10).text
+        assert "infoopt_desk_metrics_up 1.0" in metrics, "the desk's gauges are read from SQLite too"
         article = httpx.get(f"{base}/api/v1/kb/articles/cukr_card", params={"language": "uk"}, timeout=10)
         assert article.status_code == 200, "serve loaded the knowledge base into SQLite"
         assert article.json()["valid_until"] == "2027-03-04"

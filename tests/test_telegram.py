@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -297,6 +298,35 @@ async def test_telegrams_retry_after_is_honoured(person: Bot, sessions: Any) -> 
     assert person.fake.sent(person.chat) == [], "not before retry_after"
     await person.deliver(now=lambda: utcnow() + timedelta(seconds=8))
     assert len(person.fake.sent(person.chat)) == 1
+
+
+async def test_a_telegram_server_error_is_retried_later_and_delivered_once(
+    person: Bot, sessions: Any
+) -> None:
+    person.fake.fail_next("sendMessage", 502, "Bad Gateway")
+    person.fake.fail_next("sendMessage", 500, "Internal Server Error")
+    await person.post(person.updates.message(person.chat, "ile kosztuje karta pobytu"))
+    await person.deliver()
+    async with sessions() as session:
+        (job,) = (await session.exec(select(OutboxJob).where(OutboxJob.recipient == str(person.chat)))).all()
+    assert (
+        job.status is OutboxStatus.PENDING and job.attempts == 1 and "Bad Gateway" in (job.last_error or "")
+    )
+    await person.deliver(now=lambda: utcnow() + timedelta(minutes=5))
+    await person.deliver(now=lambda: utcnow() + timedelta(minutes=30))
+    assert len(person.fake.sent(person.chat)) == 1, "delivered once, after two server errors"
+    assert person.fake.attempts(person.chat) == 3
+
+
+async def test_a_busy_database_makes_telegram_send_the_update_again(
+    person: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def pool_exhausted(update: object) -> None:
+        raise PoolTimeout("QueuePool limit of size 10 overflow 10 reached, connection timed out")
+
+    monkeypatch.setattr(person.app.state.services.telegram, "process", pool_exhausted)
+    response = await person.post(person.updates.message(person.chat, "ile kosztuje karta pobytu"))
+    assert response.status_code == 503, "a 200 would lose what the person wrote"
 
 
 async def test_a_person_who_blocked_the_bot_is_marked_and_not_retried(person: Bot, sessions: Any) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urljoin
 
@@ -21,12 +22,14 @@ from twilio.request_validator import RequestValidator
 
 from cases.service import import_cases
 from infoopt.app import create_app
+from infoopt.core.clock import utcnow
 from infoopt.core.i18n import say
+from infoopt.core.languages import Channel
 from infoopt.core.settings import Settings, TwilioSettings
 from tests.conftest import rolled_back
 from tests.fake_telegram import serve_on_loopback
-from tickets.models import Ticket, TicketPriority
-from tickets.outbox import drain
+from tickets.models import OutboxJob, OutboxStatus, Ticket, TicketPriority
+from tickets.outbox import drain, enqueue
 
 pytestmark = pytest.mark.usefixtures("synced_kb")
 TOKEN = "twilio-auth-token-for-the-tests-0123"
@@ -39,6 +42,8 @@ class FakeTwilio:
 
     def __init__(self) -> None:
         self.messages: list[dict[str, str]] = []
+        self.failures: list[tuple[int, int, str]] = []
+        self.attempts = 0
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -47,8 +52,16 @@ class FakeTwilio:
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._message)
         self._runner, self.url = await serve_on_loopback(app)
 
+    def fail_next(self, status: int, code: int, message: str) -> None:
+        """Answer the next SMS with Twilio's error instead of accepting it."""
+        self.failures.append((status, code, message))
+
     async def _message(self, request: web.Request) -> web.Response:
         form = {key: str(value) for key, value in (await request.post()).items()}
+        self.attempts += 1
+        if self.failures:
+            status, code, message = self.failures.pop(0)
+            return web.json_response({"code": code, "message": message, "status": status}, status=status)
         self.messages.append(form)
         return web.json_response(
             {
@@ -356,3 +369,31 @@ async def test_on_the_phone_a_wrong_date_and_an_unknown_case_sound_the_same(call
         await call.next(Digits=number)
         heard.append(spoken(await call.next(Digits="01011985")))
     assert heard[0] == heard[1] and "could not find a case" in heard[0]
+
+
+async def test_twilio_refusing_an_sms_with_429_or_500_is_retried_and_sent_once(
+    voice_app: FastAPI, sessions: Any, fake_twilio: FakeTwilio
+) -> None:
+    caller = f"+48600{random.randint(100000, 999999)}"
+    async with sessions() as session:
+        enqueue(session, channel=Channel.SMS, recipient=caller, text="Karta pobytu: 100 zł")
+        await session.commit()
+    fake_twilio.fail_next(429, 20429, "Too Many Requests")
+    fake_twilio.fail_next(500, 20500, "Internal Server Error")
+    deliverers = voice_app.state.services.deliverers
+    await drain(sessions, deliverers)
+    async with sessions() as session:
+        (job,) = (await session.exec(select(OutboxJob).where(OutboxJob.recipient == caller))).all()
+    assert job.status is OutboxStatus.PENDING and "429" in (job.last_error or "")
+    await drain(sessions, deliverers, now=lambda: utcnow() + timedelta(minutes=5))
+    await drain(sessions, deliverers, now=lambda: utcnow() + timedelta(minutes=30))
+    assert [m["Body"] for m in fake_twilio.messages if m["To"] == caller] == ["Karta pobytu: 100 zł"]
+
+    fake_twilio.fail_next(400, 21211, "The 'To' number is not a valid phone number.")
+    async with sessions() as session:
+        enqueue(session, channel=Channel.SMS, recipient="+4800", text="x")
+        await session.commit()
+    await drain(sessions, deliverers)
+    async with sessions() as session:
+        (refused,) = (await session.exec(select(OutboxJob).where(OutboxJob.recipient == "+4800"))).all()
+    assert refused.status is OutboxStatus.FAILED, "a number Twilio will never take is not retried"

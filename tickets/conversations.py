@@ -150,3 +150,97 @@ async def erase_person(session: AsyncSession, channel: Channel, external_id: str
     await session.delete(conversation)
     await session.flush()
     return len(tickets)
+
+
+EXPIRED = "[removed after the retention period]"
+
+
+async def scrub_closed_tickets(session: AsyncSession, *, closed_before: datetime) -> int:
+    """Remove the personal data of tickets closed before a moment: the description, the contact and
+    every message (the person's, the consultants' and notes alike, since replies quote the person).
+    What stays is what the office's statistics need: number, point, topic, channel, language, times,
+    rating. How many tickets were scrubbed."""
+    tickets = (
+        await session.exec(
+            select(Ticket)
+            .where(col(Ticket.closed_at) < closed_before)
+            .where(col(Ticket.description) != EXPIRED)
+        )
+    ).all()
+    ids = [ticket.id for ticket in tickets if ticket.id is not None]
+    if not ids:
+        return 0
+    for ticket in tickets:
+        ticket.description, ticket.contact, ticket.conversation_id = EXPIRED, None, None
+        session.add(ticket)
+    await session.exec(delete(TicketMessage).where(col(TicketMessage.ticket_id).in_(ids)))
+    await session.flush()
+    return len(ids)
+
+
+def _when(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+async def export_person(session: AsyncSession, conversation: Conversation) -> dict[str, object]:
+    """Everything kept about the person behind a conversation, as they could ask for it (GDPR art. 15):
+    the conversation, its messages, and their tickets with every message a consultant sent them."""
+    messages = (
+        await session.exec(
+            select(ConversationMessage)
+            .where(ConversationMessage.conversation_id == conversation.id)
+            .order_by(col(ConversationMessage.id))
+        )
+    ).all()
+    tickets = (
+        await session.exec(
+            select(Ticket).where(Ticket.conversation_id == conversation.id).order_by(col(Ticket.id))
+        )
+    ).all()
+    exported_tickets = []
+    for ticket in tickets:
+        thread = (
+            await session.exec(
+                select(TicketMessage)
+                .where(TicketMessage.ticket_id == ticket.id)
+                .where(col(TicketMessage.author) != TicketAuthor.NOTE)  # staff's internal notes
+                .order_by(col(TicketMessage.id))
+            )
+        ).all()
+        exported_tickets.append(
+            {
+                "number": ticket.number,
+                "office": ticket.office_code,
+                "status": ticket.status.value,
+                "topic": ticket.topic_id,
+                "language": ticket.language,
+                "description": ticket.description,
+                "contact": ticket.contact,
+                "created_at": _when(ticket.created_at),
+                "resolved_at": _when(ticket.resolved_at),
+                "closed_at": _when(ticket.closed_at),
+                "rating": ticket.rating,
+                "messages": [
+                    {
+                        "author": message.author.value,
+                        "text": message.text,
+                        "file": (message.attachment or {}).get("name"),
+                        "created_at": _when(message.created_at),
+                    }
+                    for message in thread
+                ],
+            }
+        )
+    return {
+        "channel": conversation.channel.value,
+        "person": conversation.external_id,
+        "language": conversation.language,
+        "created_at": _when(conversation.created_at),
+        "last_message_at": _when(conversation.last_message_at),
+        "blocked_at": _when(conversation.blocked_at),
+        "messages": [
+            {"author": message.author.value, "text": message.text, "created_at": _when(message.created_at)}
+            for message in messages
+        ],
+        "tickets": exported_tickets,
+    }

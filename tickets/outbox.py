@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -30,6 +30,7 @@ from infoopt.core import db
 from infoopt.core.clock import utcnow
 from infoopt.core.errors import DomainError
 from infoopt.core.languages import Channel
+from tickets.metrics import count_delivery_failure
 from tickets.models import Conversation, Delivery, OutboxJob, OutboxStatus, TicketMessage
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ async def _settle(
         job.status, job.sent_at, job.lease_until, job.last_error = OutboxStatus.SENT, now, None, None
         await _mark_message(session, job, Delivery.SENT, None)
     elif error.permanent or job.attempts >= MAX_ATTEMPTS:
+        count_delivery_failure(job.channel, given_up=True)
         job.status, job.lease_until, job.last_error = OutboxStatus.FAILED, None, str(error)[:300]
         await _mark_message(session, job, Delivery.FAILED, str(error))
         if error.unreachable:
@@ -145,6 +147,7 @@ async def _settle(
                 .execution_options(synchronize_session=False)
             )
     else:
+        count_delivery_failure(job.channel, given_up=False)
         wait = timedelta(seconds=error.retry_after) if error.retry_after else backoff(job.attempts)
         job.status, job.lease_until, job.last_error = OutboxStatus.PENDING, None, str(error)[:300]
         job.next_attempt_at = now + wait
@@ -345,3 +348,19 @@ class OutboxWorker:
         finally:
             if listener:
                 listener.cancel()
+
+
+async def purge_jobs(session: AsyncSession, *, sent_before: datetime, any_before: datetime) -> int:
+    """Delete delivered jobs sent before a moment, and any job (failed or unconfirmed ones too, which
+    nobody sent again) created before an older one: a job holds a recipient and a text. How many went."""
+    sent = await session.exec(
+        delete(OutboxJob)
+        .where(col(OutboxJob.status) == OutboxStatus.SENT)
+        .where(col(OutboxJob.created_at) < sent_before)
+    )
+    stale = await session.exec(
+        delete(OutboxJob)
+        .where(col(OutboxJob.status).in_([OutboxStatus.FAILED, OutboxStatus.UNCONFIRMED]))
+        .where(col(OutboxJob.created_at) < any_before)
+    )
+    return int(sent.rowcount or 0) + int(stale.rowcount or 0)

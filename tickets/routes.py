@@ -16,13 +16,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.core.clock import utcnow
 from infoopt.core.deps import SessionDep, get_services
-from infoopt.core.errors import DomainError
+from infoopt.core.errors import DomainError, NotFound
 from infoopt.core.languages import Channel
 from infoopt.staff.accounts import StaffUser
+from infoopt.staff.audit import record_audit
 from infoopt.staff.auth import CurrentStaff, Staff, check_csrf
 from tickets import service
+from tickets.conversations import export_person
 from tickets.live import TicketChange, TicketFeed
-from tickets.models import ACTIVE_STATUSES, Ticket, TicketPriority, TicketStatus
+from tickets.models import ACTIVE_STATUSES, Conversation, Ticket, TicketPriority, TicketStatus
 from tickets.outbox import resend
 from tickets.service import MAX_REASON_CHARS, MAX_REPLY_CHARS, TEXT_PATTERN, Actor, PersonNotice, QueueFilter
 
@@ -451,6 +453,28 @@ async def suggestions(
     """Knowledge-base answers that may fit this ticket, in the person's language (the NLU's top topics)."""
     ticket = await service.get_ticket(session, actor_of(staff), ticket_id)
     return await services.suggest(ticket.description, ticket.language)
+
+
+@api.get(
+    "/{ticket_id:int}/person-data",
+    response_model=dict[str, Any],
+    responses={**ERRORS, 404: {"description": "no such ticket, or nothing kept beyond the ticket itself"}},
+)
+async def person_data(ticket_id: TicketId, staff: CurrentStaff, session: SessionDep) -> dict[str, Any]:
+    """Everything kept about the person behind this ticket (their conversation, its messages, their
+    tickets), for a request to see one's data; every export is written to the audit trail."""
+    ticket = await service.get_ticket(session, actor_of(staff), ticket_id)
+    conversation = await session.get(Conversation, ticket.conversation_id) if ticket.conversation_id else None
+    if conversation is None:
+        raise NotFound(f"nothing is kept about the person of {ticket.number} beyond the ticket itself")
+    await record_audit(
+        session,
+        actor=staff.user.username,
+        action="export_person_data",
+        object_type="ticket",
+        object_id=ticket.number,
+    )
+    return await export_person(session, conversation)
 
 
 def _attachment_out(stored: dict[str, str | int | None] | None) -> AttachmentOut | None:

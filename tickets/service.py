@@ -24,6 +24,7 @@ from infoopt.core.errors import DomainError, Forbidden, NotFound
 from infoopt.core.languages import Channel
 from infoopt.staff.accounts import Role, StaffUser
 from tickets.conversations import MAX_MESSAGE_CHARS
+from tickets.metrics import count_handoff
 from tickets.models import (
     ACTIVE_STATUSES,
     Conversation,
@@ -208,6 +209,7 @@ async def open_ticket(
     await session.flush()
     session.add(_event(ticket, "created", "person", office=ticket.office_code, channel=channel.value))
     await session.flush()
+    count_handoff(session, ticket)
     return ticket
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.telegram.channel import TelegramChannel, update_from_json
 from infoopt.core.deps import get_services
@@ -54,7 +55,9 @@ async def telegram_webhook(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
     try:
         await channel.process(update)
-    except (OperationalError, DBAPIError, RedisError, OSError) as error:
+    # The database away, or every pooled connection busy past the pool's timeout: a 503, so Telegram
+    # sends the update again (a 200 here would lose what the person wrote).
+    except (OperationalError, DBAPIError, PoolTimeout, RedisError, OSError, TimeoutError) as error:
         log.error(
             "telegram.update_deferred", extra={"update_id": update.update_id, "error": str(error)[:300]}
         )

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,45 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+# SQLSTATEs a request's own values cause: a character the database cannot store (PostgreSQL text holds
+# no NUL), a number past its column (an id of 2**40 in an address), a value the driver cannot send.
+UNSTORABLE_SQLSTATES = frozenset({"22000", "22003", "22021", "22P05"})
+
+
+def unstorable_value(error: DBAPIError) -> bool:
+    """Whether the database refused a value the request carried (not a fault of the service)."""
+    cause: BaseException | None = error.orig
+    while cause is not None:
+        if getattr(cause, "sqlstate", None) in UNSTORABLE_SQLSTATES:
+            return True
+        cause = cause.__cause__
+    return False
+
+
+# A restarted or failed-over database is back within seconds; clients wait this long before retrying.
+RETRY_AFTER_DATABASE_SECONDS = 2
+# asyncpg's names for a connection that went away (wrapped by SQLAlchemy in a generic DBAPIError).
+_LOST_CONNECTION = ("ConnectionDoesNotExist", "CannotConnectNow", "AdminShutdown", "InternalClientError")
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """Whether an error means the database is (briefly) out of reach, not that the request is wrong:
+    the client gets a 503 with Retry-After instead of a 500."""
+    if isinstance(error, ConnectionError | TimeoutError):
+        return True
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated or isinstance(error, OperationalError | InterfaceError):
+            return True
+        cause: BaseException | None = error.orig
+        while cause is not None:
+            if isinstance(cause, ConnectionError | TimeoutError) or any(
+                name in type(cause).__name__ for name in _LOST_CONNECTION
+            ):
+                return True
+            cause = cause.__cause__
+    return False
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping on the app."""
 
@@ -139,6 +179,24 @@ def install_error_handlers(app: FastAPI) -> None:
             {"error": code, "detail": str(error.detail)}, status_code=error.status_code, headers=error.headers
         )
 
+    async def database_or_unexpected(request: Request, error: Exception) -> JSONResponse:
+        if not database_unreachable(error):
+            return await unexpected(request, error)
+        log.warning(
+            "http.database_unavailable", extra={"path": request.url.path, "error": type(error).__name__}
+        )
+        return JSONResponse(
+            {
+                "error": "unavailable",
+                "detail": "The service is briefly unavailable. Please try again in a moment.",
+            },
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_DATABASE_SECONDS)},
+        )
+
+    for kind in (ConnectionError, TimeoutError):  # DBAPIError: database_refused below
+        app.add_exception_handler(kind, database_or_unexpected)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         incident = uuid.uuid4().hex[:12]
@@ -147,3 +205,13 @@ def install_error_handlers(app: FastAPI) -> None:
             {"error": "internal_error", "detail": f"Something went wrong on our side (incident {incident})."},
             status_code=500,
         )
+
+    @app.exception_handler(DBAPIError)
+    async def database_refused(request: Request, error: DBAPIError) -> JSONResponse:
+        # Every query, form field and path segment can carry a NUL or a huge number; whichever route
+        # forgot to refuse it at the door, it is malformed input (422), not a failure of ours (500).
+        if not unstorable_value(error):
+            return await database_or_unexpected(request, error)
+        log.info("http.unstorable_value", extra={"path": request.url.path})
+        detail = "a value in the request cannot be stored: a NUL character, or a number out of range"
+        return JSONResponse({"error": "invalid_request", "detail": detail}, status_code=422)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi import Request
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from infoopt.core.deps import client_address, get_app_settings, get_redis
 from infoopt.core.errors import DomainError
 
 Scope = MutableMapping[str, Any]
@@ -127,3 +130,29 @@ class TooManyRequests(DomainError):
         super().__init__(detail)
         self.retry_after = retry_after
         self.headers = {"Retry-After": str(retry_after)}
+
+
+READ_LIMIT_TIMEOUT_SECONDS = 0.5
+
+
+class PublicReadLimit:
+    """A dependency for a public read (no sign-in, no secret): at most `read_limit_per_address_per_minute`
+    a minute from one client address, counted per route, so nobody can flood the database through it."""
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+
+    async def __call__(self, request: Request) -> None:
+        limit = get_app_settings(request).read_limit_per_address_per_minute
+        key = f"read:{self.scope}:address:{client_address(request)}"
+        try:
+            # Fails open, and fast: a Redis that hangs must not hang the readiness check that reports it.
+            # Shielded, so a count that started also sets its expiry (a counter without one never resets).
+            counted = asyncio.shield(hit(get_redis(request), key, limit=limit, window_seconds=60))
+            rate = await asyncio.wait_for(counted, timeout=READ_LIMIT_TIMEOUT_SECONDS)
+        except TimeoutError:
+            return
+        if not rate.allowed:
+            raise TooManyRequests(
+                "too many requests from this address; try again in a minute", retry_after=rate.retry_after
+            )

@@ -1,12 +1,40 @@
-"""Prometheus metrics: request counts and latencies by route, exposed at /metrics."""
+"""Prometheus metrics: request counts and latencies by route, exposed at /metrics, summed over workers.
+
+One process keeps its numbers in memory. `infoopt serve --workers N` (N > 1) runs N uvicorn processes, and
+a scrape reaches only one of them, so there the numbers live in prometheus_client's multiprocess files:
+`prepare_multiprocess` empties a directory and names it in PROMETHEUS_MULTIPROC_DIR before the workers
+start (prometheus_client reads that variable when it is first imported, which in a worker is after it),
+and every scrape sums all the workers' files. Counters of a worker that died stay in the sum, so totals
+never go backwards; only the live gauge of workers forgets it (`prune_dead_workers`).
+
+Labels stay few and fixed (a route template, a channel, a language, a PID point), never a person's words
+or a case or ticket number: each label value is a time series kept for as long as Prometheus keeps data.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import os
+import re
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from fastapi import Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# The files prometheus_client writes, one per kind of metric and process: counter_123.db, gauge_livesum_123.db
+_METRIC_FILE = re.compile(r"^(counter|gauge|histogram|summary)_[a-z_]*?\d+\.db$")
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -26,6 +54,12 @@ HTTP_LATENCY = Histogram(
 NLU_PARSES = Counter(
     "infoopt_nlu_parses_total", "NLU parses by engine that answered", ["engine"], registry=REGISTRY
 )
+HTTP_WORKERS = Gauge(
+    "infoopt_http_workers",
+    "Processes serving HTTP that are alive (uvicorn workers)",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
 
 
 async def record_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -39,6 +73,67 @@ async def record_request(request: Request, call_next: Callable[[Request], Awaita
     return response
 
 
-def metrics_response() -> Response:
-    """The current metrics in Prometheus' text format."""
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+def prepare_multiprocess(directory: Path) -> None:
+    """Empty `directory` of earlier runs' metric files and make it this run's multiprocess directory.
+
+    Call it in the process that starts the workers, before they start: they inherit the variable. Only
+    prometheus_client's own files are removed, so a directory pointed at by mistake loses nothing else.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for entry in directory.iterdir():
+        if entry.is_file() and _METRIC_FILE.match(entry.name):
+            entry.unlink()
+    os.environ[MULTIPROC_ENV] = str(directory)
+
+
+def multiprocess_directory() -> str | None:
+    """The directory the workers share their metrics in, or None when this process counts alone."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def worker_started() -> None:
+    """This process now serves HTTP (called from the app's start-up)."""
+    HTTP_WORKERS.inc()
+
+
+def worker_stopped() -> None:
+    """This process stops serving: in multiprocess mode its live gauges leave the sum at once."""
+    HTTP_WORKERS.dec()
+    directory = multiprocess_directory()
+    if directory:
+        with contextlib.suppress(FileNotFoundError):
+            multiprocess.mark_process_dead(os.getpid(), directory)  # type: ignore[no-untyped-call]
+
+
+def prune_dead_workers(directory: str) -> None:
+    """Forget the live gauges of workers that died without stopping (killed; uvicorn starts another).
+
+    The workers of one `infoopt serve` share a machine, so a process id that no longer exists is a dead
+    worker of ours.
+    """
+    for path in glob.glob(os.path.join(directory, "gauge_live*_*.db")):
+        pid = int(path.rsplit("_", 1)[1].removesuffix(".db"))
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            with contextlib.suppress(FileNotFoundError):  # another worker's scrape got there first
+                multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+        except PermissionError:  # alive, under another user
+            continue
+
+
+def exposition(*extra: CollectorRegistry) -> bytes:
+    """This process's metrics (or, with several workers, all of theirs summed) and `extra` registries."""
+    directory = multiprocess_directory()
+    if directory:
+        prune_dead_workers(directory)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    else:
+        registry = REGISTRY
+    return b"".join(generate_latest(each) for each in (registry, *extra))
+
+
+def metrics_response(*extra: CollectorRegistry) -> Response:
+    """The current metrics in Prometheus' text format; `extra` holds gauges computed for this scrape."""
+    return Response(exposition(*extra), media_type=CONTENT_TYPE_LATEST)

@@ -90,11 +90,17 @@ class Settings(BaseSettings):
     ask_limit_per_address_per_minute: int = Field(default=600, ge=1)
     # Answer votes a minute per client address.
     feedback_limit_per_minute: int = Field(default=60, ge=1)
+    # Public reads a minute per client address (a published answer, a conversation's new messages, the
+    # readiness check): the web chat polls every 5 s, and many people may share one address.
+    read_limit_per_address_per_minute: int = Field(default=1200, ge=1)
     # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR ranges, comma separated);
     # empty: the connecting address is the client's.
     trusted_proxies: Annotated[list[str], NoDecode] = []
     # Bearer token for /metrics; in production /metrics answers 404 without one.
     metrics_token: SecretStr | None = None
+    # Where the workers of `infoopt serve --workers N` (N > 1) keep their metrics for /metrics to sum;
+    # emptied of metric files at every start. Unset: <data_dir>/metrics. One `infoopt serve` per directory.
+    metrics_dir: Path | None = None
     # Two people publish a knowledge-base answer: its author and another admin who approves it.
     # A single-admin installation switches this off; the editor then says nobody else reviewed it.
     kb_second_reviewer: bool = True
@@ -105,6 +111,13 @@ class Settings(BaseSettings):
     cases_token: SecretStr | None = None
     # Conversations (transcripts) silent this long are deleted; the bot's /privacy says so.
     transcript_retention_days: int = Field(default=365, ge=1)
+    # Tickets closed this long ago lose their texts and contact (numbers, times, ratings stay).
+    ticket_personal_data_days: int = Field(default=365, ge=1)
+    # Delivered outbox jobs (a recipient and a text) are deleted after this long; undelivered ones
+    # after ticket_personal_data_days.
+    outbox_retention_days: int = Field(default=30, ge=1)
+    # What the bot could not answer (the admins' backlog) is deleted after this long.
+    failure_retention_days: int = Field(default=180, ge=1)
     # Case status: failed lookups allowed a day per conversation, per client address or phone number,
     # and per case number; past any of them every lookup is refused and the person sent to a consultant.
     case_attempts_per_conversation: int = Field(default=5, ge=1)
@@ -115,6 +128,10 @@ class Settings(BaseSettings):
     # Case records are deleted this long after their case closes; the lookups' audit after this long.
     case_retention_days: int = Field(default=90, ge=1)
     case_lookup_retention_days: int = Field(default=365, ge=1)
+
+    @property
+    def multiprocess_metrics_dir(self) -> Path:
+        return self.metrics_dir or self.data_dir / "metrics"
 
     @property
     def runs_outbox_in_process(self) -> bool:

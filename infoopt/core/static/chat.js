@@ -39,6 +39,7 @@
     input.placeholder = w.placeholder;
     document.getElementById("text-label").textContent = w.placeholder;
     document.getElementById("send").setAttribute("aria-label", w.send);
+    document.getElementById("your-data").textContent = w.your_data;
     document.getElementById("examples-heading").textContent = w.examples;
     document.getElementById("footer").innerHTML = w.footer_html;  // server-made, sanitised
     const examples = document.getElementById("examples");
@@ -54,6 +55,12 @@
   function remember(id) {
     session = id;
     try { window.localStorage.setItem(STORAGE, id); } catch (error) { /* private mode: this tab only */ }
+  }
+
+  // After "erase my data" nothing of the conversation is kept: neither is its id in this browser.
+  function forget() {
+    session = null;
+    try { window.localStorage.removeItem(STORAGE); } catch (error) { /* private mode */ }
   }
 
   function personBubble(text) {
@@ -143,7 +150,7 @@
       });
       const reply = await response.json();
       if (!response.ok) throw new Error(reply.detail || response.statusText);
-      remember(reply.session_id);
+      if (reply.kind === "forgotten") forget(); else remember(reply.session_id);
       if (!languageSelect.value) applyLanguage(reply.language);
       render(reply);
     } catch (error) {
@@ -195,6 +202,10 @@
       cursor = page.cursor;
     } catch (error) { /* offline for a moment: try again on the next tick */ }
   }
+
+  document.getElementById("your-data").addEventListener("click", function (event) {
+    submit({ action: "privacy" }, event.currentTarget.textContent);
+  });
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
