@@ -18,9 +18,6 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.fsm.storage.base import BaseStorage
-from aiogram.fsm.storage.memory import MemoryStorage
-from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import BotCommand, Update
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -38,7 +35,6 @@ from infoopt.core import db
 from infoopt.core.i18n import N_, say
 from infoopt.core.languages import Channel
 from infoopt.core.limits import hit
-from infoopt.core.redis_store import is_in_process
 from infoopt.core.settings import Settings
 from tickets.live import TicketFeed
 from tickets.models import Conversation as Transcript
@@ -59,11 +55,6 @@ def build_bot(settings: Settings) -> Bot:
         session=session,
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
     )
-
-
-def build_storage(redis: Redis) -> BaseStorage:
-    """What aiogram itself keeps (it keeps little: the conversation keeps its own state) in Redis."""
-    return MemoryStorage() if is_in_process(redis) else RedisStorage(redis)
 
 
 class TelegramChannel:
@@ -87,7 +78,9 @@ class TelegramChannel:
         self.redis = redis
         self.feed = feed
         self.settings = settings
-        self.dispatcher = Dispatcher(storage=build_storage(redis))
+        # No aiogram FSM: the conversation keeps its own state (bot.state), so aiogram need not read a
+        # Redis key of its own for every update.
+        self.dispatcher = Dispatcher(disable_fsm=True)
         self.dispatcher["channel"] = self
         self.dispatcher.include_router(router)
 
