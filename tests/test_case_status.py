@@ -22,25 +22,11 @@ from cases.numbers import case_digits, find_case_number, spoken_digits
 from cases.service import import_cases
 from infoopt.core.clock import utcnow
 from infoopt.core.languages import Channel
+from tests.test_cases_import import BATCH  # the two cases the import tests push
 from tickets.conversations import find_conversation
 from tickets.models import ConversationMessage, MessageAuthor
 
 pytestmark = pytest.mark.usefixtures("synced_kb")
-
-BATCH = [
-    {
-        "case_number": "WSC-II-S.6151.1234.2026",
-        "date_of_birth": "1990-05-17",
-        "stage": "missing_documents",
-        "stage_date": "2026-11-20",
-    },
-    {
-        "case_number": "WSC-II-P.6151.88.2025",
-        "date_of_birth": "1985-01-02",
-        "stage": "card_ready",
-        "stage_date": "2026-11-28",
-    },
-]
 
 
 async def imported(app: FastAPI, app_db: async_sessionmaker[AsyncSession]) -> None:
