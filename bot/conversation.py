@@ -17,7 +17,7 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.flows import Event, Flow, FlowContext, Outcome
+from bot.flows import Event, Flow, FlowContext, Outcome, consultant_action
 from bot.flows import case_status as case_flow
 from bot.flows.case_status import CASE_STATUS
 from bot.flows.handoff import CONSULTANT, start_fields, ticket_info
@@ -852,7 +852,7 @@ class Conversation:
         )
 
     def _consultant_action(self, language: str) -> Action:
-        return Action(ActionName.CONSULTANT, None, say(language, "Consultant"))
+        return consultant_action(language)
 
     def _base(
         self,

@@ -12,7 +12,6 @@ Nothing here logs a case number, a date of birth or who asked.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cases.models import CaseLookup, CaseRecord, LookupOutcome
 from cases.numbers import case_digits, case_key
-from cases.service import birth_date_hash
+from cases.service import birth_date_hash, keyed_hash
 from infoopt.core.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
@@ -69,14 +68,9 @@ class LookupResult:
     record: CaseRecord | None = None
 
 
-def _keyed(secret: str, purpose: str, value: str) -> str:
-    key = hmac.new(secret.encode(), f"infoopt:cases:{purpose}".encode(), hashlib.sha256).digest()
-    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
-
-
 def _case_ref(secret: str, number: str) -> str:
     """One reference per case whether it was given with its letters or by its digits alone."""
-    return _keyed(secret, "case", case_digits(number) or number.upper())
+    return keyed_hash(secret, "case", case_digits(number) or number.upper())
 
 
 async def _failures(session: AsyncSession, column: object, value: str, since: datetime) -> int:
@@ -136,8 +130,8 @@ async def lookup_case(
     attempt limit is reached. Every lookup is written to the audit table."""
     limits = limits or CaseLimits()
     refs = (
-        _keyed(secret, "person", asker.person),
-        _keyed(secret, "origin", asker.origin),
+        keyed_hash(secret, "person", asker.person),
+        keyed_hash(secret, "origin", asker.origin),
         _case_ref(secret, number),
     )
     if await _over_limit(session, refs, limits, now):

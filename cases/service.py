@@ -52,10 +52,15 @@ def parse_birth_date(text: str) -> date | None:
     return born if date(1900, 1, 1) <= born <= utcnow().date() else None
 
 
+def keyed_hash(secret: str, purpose: str, value: str) -> str:
+    """HMAC-SHA256 of a value under a key derived from the service's secret, one key per purpose."""
+    key = hmac.new(secret.encode(), f"infoopt:cases:{purpose}".encode(), hashlib.sha256).digest()
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
 def birth_date_hash(secret: str, born: date) -> str:
-    """A keyed hash of a date of birth (HMAC-SHA256 under a key derived from the service's secret)."""
-    key = hmac.new(secret.encode(), b"infoopt:cases:date-of-birth", hashlib.sha256).digest()
-    return hmac.new(key, born.isoformat().encode(), hashlib.sha256).hexdigest()
+    """A keyed hash of a date of birth."""
+    return keyed_hash(secret, "date-of-birth", born.isoformat())
 
 
 class CaseRow(BaseModel):

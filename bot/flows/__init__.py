@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.replies import Action, ActionName, CaseInfo, TicketInfo
 from bot.state import FlowState, PersonRef, PersonState
+from infoopt.core.i18n import say
 from tickets.models import Conversation, Ticket
 
 if TYPE_CHECKING:
@@ -44,6 +45,11 @@ class Event:
     attachment: dict[str, str | int | None] | None = None  # file id, name, size, mime type
     # The network address or phone number the message came from (not a chat's or a session's id).
     origin: str | None = None
+
+
+def consultant_action(language: str) -> Action:
+    """The way to a person, offered under every reply that may leave someone stuck."""
+    return Action(ActionName.CONSULTANT, None, say(language, "Consultant"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from datetime import date
 
 from babel.dates import format_date
 
-from bot.flows import Event, Flow, FlowContext, Prompt, Retry, Step
+from bot.flows import Event, Flow, FlowContext, Prompt, Retry, Step, consultant_action
 from bot.replies import Action, ActionName, CaseInfo
 from cases.lookup import MIN_DIGITS, Asker
 from cases.models import CaseStage, LookupOutcome
@@ -108,10 +108,6 @@ def _by_keypad(context: FlowContext) -> bool:
     return context.person.channel is Channel.VOICE
 
 
-def _consultant(language: str) -> Action:
-    return Action(ActionName.CONSULTANT, None, say(language, "Consultant"))
-
-
 def _attempt(text: str) -> bool:
     """Whether a message that is not a usable answer was still meant as one (digits and a few words)."""
     if not any(char.isdigit() for char in text) and not spoken_digits(text):
@@ -127,7 +123,7 @@ async def _ask_number(context: FlowContext) -> Prompt:
         say(language, ASK_NUMBER),
         (
             Action(ActionName.FULL_ANSWER, "case_status", say(language, "Other ways to check")),
-            _consultant(language),
+            consultant_action(language),
         ),
     )
 
@@ -152,7 +148,7 @@ async def _ask_birth(context: FlowContext) -> Prompt:
     language = context.language
     if _by_keypad(context):
         return Prompt(say(language, KEY_BIRTH), entry="digits")
-    return Prompt(say(language, ASK_BIRTH), (_consultant(language),))
+    return Prompt(say(language, ASK_BIRTH), (consultant_action(language),))
 
 
 async def _accept_birth(context: FlowContext, event: Event) -> str | Retry | None:
@@ -169,7 +165,7 @@ async def _accept_birth(context: FlowContext, event: Event) -> str | Retry | Non
 async def _finish(context: FlowContext) -> Prompt:
     language = context.language
     if context.cases is None:
-        return Prompt(say(language, UNAVAILABLE), (_consultant(language),))
+        return Prompt(say(language, UNAVAILABLE), (consultant_action(language),))
     asker = Asker(
         channel=context.person.channel.value,
         person=context.person.key,
@@ -183,12 +179,12 @@ async def _finish(context: FlowContext) -> Prompt:
         now=context.now,
     )
     if result.outcome is LookupOutcome.REFUSED:
-        return Prompt(say(language, REFUSED), (_consultant(language),))
+        return Prompt(say(language, REFUSED), (consultant_action(language),))
     record = result.record
     if result.outcome is LookupOutcome.NO_MATCH or record is None:
         return Prompt(
             say(language, NO_MATCH),
-            (Action(ActionName.CASE_STATUS, None, say(language, "Try again")), _consultant(language)),
+            (Action(ActionName.CASE_STATUS, None, say(language, "Try again")), consultant_action(language)),
         )
     stage = say(language, STAGE_TITLES[record.stage])
     since = format_date(record.stage_date, "long", locale=language)
@@ -201,7 +197,7 @@ async def _finish(context: FlowContext) -> Prompt:
         f"{headline}\n\n{say(language, STAGE_NEXT[record.stage])}",
         (
             Action(ActionName.FULL_ANSWER, STAGE_TOPICS[record.stage], say(language, "More about this step")),
-            _consultant(language),
+            consultant_action(language),
         ),
         case=CaseInfo(number=record.case_number, stage=record.stage.value, stage_date=record.stage_date),
     )

@@ -385,8 +385,9 @@ async def _turn(request: Request, form: dict[str, str]) -> Response:
     await prepare_hints(request, language)
     digits, speech = form.get("Digits", "").strip(), form.get("SpeechResult", "").strip()
     event: Event | None = None
+    origin = state.caller or WITHHELD
     if state.entry == "digits" and digits and digits != "0":  # a number keyed in for the conversation
-        event = Event(text=digits, language=language, contact=state.caller, origin=state.caller or WITHHELD)
+        event = Event(text=digits, language=language, contact=state.caller, origin=origin)
     elif digits:
         entry = state.menu.get(digits[:1])
         if entry is None:
@@ -414,10 +415,10 @@ async def _turn(request: Request, form: dict[str, str]) -> Response:
             value=entry.get("value"),
             language=language,
             contact=state.caller,
-            origin=state.caller or WITHHELD,
+            origin=origin,
         )
     elif speech:
-        event = Event(text=speech, language=language, contact=state.caller, origin=state.caller or WITHHELD)
+        event = Event(text=speech, language=language, contact=state.caller, origin=origin)
     else:
         return await _reprompt(request, calls, call_sid, state, say(language, "I did not hear anything."))
     state.failures = 0

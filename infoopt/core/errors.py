@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
@@ -111,14 +112,17 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
 UNSTORABLE_SQLSTATES = frozenset({"22000", "22003", "22021", "22P05"})
 
 
-def unstorable_value(error: DBAPIError) -> bool:
-    """Whether the database refused a value the request carried (not a fault of the service)."""
+def _driver_causes(error: DBAPIError) -> Iterator[BaseException]:
+    """The driver's error under SQLAlchemy's wrapper, and what caused it, innermost last."""
     cause: BaseException | None = error.orig
     while cause is not None:
-        if getattr(cause, "sqlstate", None) in UNSTORABLE_SQLSTATES:
-            return True
+        yield cause
         cause = cause.__cause__
-    return False
+
+
+def unstorable_value(error: DBAPIError) -> bool:
+    """Whether the database refused a value the request carried (not a fault of the service)."""
+    return any(getattr(cause, "sqlstate", None) in UNSTORABLE_SQLSTATES for cause in _driver_causes(error))
 
 
 # A restarted or failed-over database is back within seconds; clients wait this long before retrying.
@@ -135,13 +139,11 @@ def database_unreachable(error: BaseException) -> bool:
     if isinstance(error, DBAPIError):
         if error.connection_invalidated or isinstance(error, OperationalError | InterfaceError):
             return True
-        cause: BaseException | None = error.orig
-        while cause is not None:
-            if isinstance(cause, ConnectionError | TimeoutError) or any(
-                name in type(cause).__name__ for name in _LOST_CONNECTION
-            ):
-                return True
-            cause = cause.__cause__
+        return any(
+            isinstance(cause, ConnectionError | TimeoutError)
+            or any(name in type(cause).__name__ for name in _LOST_CONNECTION)
+            for cause in _driver_causes(error)
+        )
     return False
 
 
