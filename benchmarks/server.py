@@ -21,9 +21,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(*, environment_extra: dict[str, str] | None = None, **settings: str) -> Iterator[str]:
-    """Start the service with these INFOOPT_ settings (beside the benchmark defaults) and any other
-    variables (TWILIO_..., TELEGRAM_...); yield its base URL."""
+def running_server(
+    *, environment_extra: dict[str, str] | None = None, workers: int = 1, **settings: str
+) -> Iterator[str]:
+    """Start the service with these INFOOPT_ settings (beside the benchmark defaults), any other variables
+    (TWILIO_..., TELEGRAM_...) and this many worker processes; yield its base URL."""
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
         environment = {
@@ -41,7 +43,7 @@ def running_server(*, environment_extra: dict[str, str] | None = None, **setting
         environment.update({f"INFOOPT_{name.upper()}": value for name, value in settings.items()})
         environment.update(environment_extra or {})
         server = subprocess.Popen(
-            [sys.executable, "-m", "infoopt.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "infoopt.cli", "serve", "--port", str(port), "--workers", str(workers)],
             env=environment,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
