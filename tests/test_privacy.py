@@ -7,6 +7,7 @@ import importlib
 import io
 import json
 import logging
+import re
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from infoopt.core.logs import JsonFormatter, MaskPersonalData, uvicorn_log_confi
 from infoopt.staff.audit import AuditEntry
 from knowledge_base.backlog import record_failure
 from knowledge_base.models import BotFailure, FailureKind
-from tests.conftest import bearer
+from tests.conftest import DESK_PASSWORD, bearer, sign_in
 from tickets import service
 from tickets.conversations import EXPIRED, open_conversation, record_messages
 from tickets.models import (
@@ -72,7 +73,12 @@ async def test_a_consultant_exports_what_is_kept_about_the_person_and_the_export
 ) -> None:
     ticket, person = await tarnow_ticket(app_db)
     tomasz = await bearer(client, "tomasz.tarnow")
-    response = await client.get(f"/api/v1/tickets/{ticket.id}/person-data", headers=tomasz)
+    assert (
+        await client.get(f"/api/v1/tickets/{ticket.id}/person-data", headers=tomasz)
+    ).status_code == 405, (
+        "an audited export is not a GET: prefetchers and crawlers must not write to the audit trail"
+    )
+    response = await client.post(f"/api/v1/tickets/{ticket.id}/person-data", headers=tomasz)
     assert response.status_code == 200, response.text
     data: dict[str, Any] = response.json()
     assert data["channel"] == "telegram" and data["person"] == person
@@ -87,9 +93,41 @@ async def test_a_consultant_exports_what_is_kept_about_the_person_and_the_export
     assert [(entry.actor, entry.object_id) for entry in audit] == [("tomasz.tarnow", ticket.number)]
 
     rafal = await bearer(client, "rafal.rondo")  # another point's consultant
-    refused = await client.get(f"/api/v1/tickets/{ticket.id}/person-data", headers=rafal)
+    refused = await client.post(f"/api/v1/tickets/{ticket.id}/person-data", headers=rafal)
     assert refused.status_code in (403, 404)
-    assert (await client.get(f"/api/v1/tickets/{ticket.id}/person-data")).status_code == 401
+    assert (await client.post(f"/api/v1/tickets/{ticket.id}/person-data")).status_code == 401
+
+
+async def test_the_ticket_page_downloads_the_export_through_a_form_with_its_csrf_token(
+    client: httpx.AsyncClient, app_db: async_sessionmaker[AsyncSession]
+) -> None:
+    ticket, person = await tarnow_ticket(app_db)
+    assert (await sign_in(client, "tomasz.tarnow", DESK_PASSWORD)).status_code == 303
+    page = await client.get(f"/staff/tickets/{ticket.id}")
+    form = re.search(
+        rf'<form method="post" action="(/staff/tickets/{ticket.id}/person-data)">'
+        r'<input type="hidden" name="csrf_token" value="([^"]+)">',
+        page.text,
+    )
+    assert form is not None, "the ticket page offers the export as a form"
+    action, token = form.groups()
+
+    forged = await client.post(action, data={"csrf_token": "not-the-token"})
+    assert forged.status_code in (400, 403)
+    downloaded = await client.post(action, data={"csrf_token": token})
+    assert downloaded.status_code == 200, downloaded.text
+    assert (
+        downloaded.headers["content-disposition"]
+        == f'attachment; filename="{ticket.number}-person-data.json"'
+    )
+    assert json.loads(downloaded.text)["person"] == person
+    async with app_db() as session:
+        audit = (
+            await session.exec(select(AuditEntry).where(AuditEntry.action == "export_person_data"))
+        ).all()
+    assert [(entry.actor, entry.object_id) for entry in audit] == [("tomasz.tarnow", ticket.number)], (
+        "the forged request exported nothing; the real one is audited once"
+    )
 
 
 async def test_tickets_closed_long_ago_lose_their_texts_but_keep_their_numbers(

@@ -50,6 +50,18 @@ async def test_an_admin_adds_a_consultant_who_then_signs_in(
         },
     )
     assert short.status_code == 422 and "12 characters" in short.text
+    for unsafe in ("nowy/konsultant", "nowy konsultant", "../admin", "_nowy"):
+        refused = await client.post(
+            "/admin/users",
+            data={
+                "csrf_token": token,
+                "username": unsafe,
+                "role": "consultant",
+                "office": "TARNOW",
+                "password": "Nowe-haslo-2026!",
+            },
+        )
+        assert refused.status_code == 422 and "letters, digits" in refused.text, unsafe
     created = await client.post(
         "/admin/users",
         data={

@@ -7,6 +7,7 @@ in the box: nothing typed is ever lost.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -34,7 +35,14 @@ from tickets.offices import (
     update_office,
 )
 from tickets.outbox import resend
-from tickets.routes import DeskDep, FileUnavailable, actor_of, sla_breached, ticket_detail
+from tickets.routes import (
+    DeskDep,
+    FileUnavailable,
+    actor_of,
+    export_person_of_ticket,
+    sla_breached,
+    ticket_detail,
+)
 from tickets.service import QueueFilter
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
@@ -279,6 +287,23 @@ async def claim(
         return f"/staff/tickets/{ticket_id}"
 
     return await _act(request, staff, session, desk, ticket_id, csrf_token, work, {})
+
+
+@router.post("/tickets/{ticket_id:int}/person-data")
+async def person_data_download(
+    ticket_id: int,
+    staff: CurrentStaff,
+    session: SessionDep,
+    csrf_token: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """The person's data as a JSON file to save, for their request to see it (the export is audited)."""
+    check_csrf(staff, csrf_token)
+    ticket, exported = await export_person_of_ticket(session, staff, ticket_id)
+    return Response(
+        json.dumps(exported, ensure_ascii=False, indent=2, default=str),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{ticket.number}-person-data.json"'},
+    )
 
 
 @router.post("/tickets/{ticket_id:int}/reply")
@@ -544,7 +569,7 @@ async def user_create(
     return RedirectResponse("/admin/users", status_code=303)
 
 
-@admin.post("/users/{username}/active", response_class=HTMLResponse)
+@admin.post("/users/{username:path}/active", response_class=HTMLResponse)
 async def user_active(
     username: str,
     request: Request,

@@ -455,14 +455,25 @@ async def suggestions(
     return await services.suggest(ticket.description, ticket.language)
 
 
-@api.get(
+@api.post(
     "/{ticket_id:int}/person-data",
     response_model=dict[str, Any],
     responses={**ERRORS, 404: {"description": "no such ticket, or nothing kept beyond the ticket itself"}},
 )
-async def person_data(ticket_id: TicketId, staff: CurrentStaff, session: SessionDep) -> dict[str, Any]:
+async def person_data(
+    ticket_id: TicketId, request: Request, staff: CurrentStaff, session: SessionDep
+) -> dict[str, Any]:
     """Everything kept about the person behind this ticket (their conversation, its messages, their
-    tickets), for a request to see one's data; every export is written to the audit trail."""
+    tickets), for a request to see one's data. A POST, because every export is written to the audit trail."""
+    check_api_csrf(staff, request)
+    _ticket, exported = await export_person_of_ticket(session, staff, ticket_id)
+    return exported
+
+
+async def export_person_of_ticket(
+    session: AsyncSession, staff: Staff, ticket_id: int
+) -> tuple[Ticket, dict[str, Any]]:
+    """The export of the person behind a ticket the staff member may see, recorded in the audit trail."""
     ticket = await service.get_ticket(session, actor_of(staff), ticket_id)
     conversation = await session.get(Conversation, ticket.conversation_id) if ticket.conversation_id else None
     if conversation is None:
@@ -474,7 +485,7 @@ async def person_data(ticket_id: TicketId, staff: CurrentStaff, session: Session
         object_type="ticket",
         object_id=ticket.number,
     )
-    return await export_person(session, conversation)
+    return ticket, await export_person(session, conversation)
 
 
 def _attachment_out(stored: dict[str, str | int | None] | None) -> AttachmentOut | None:

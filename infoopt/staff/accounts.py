@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -83,6 +84,11 @@ class UsernameTaken(DomainError):
     code = "username_taken"
 
 
+# A username appears in page addresses (/admin/users/<name>/active) and in the audit trail: no slashes,
+# spaces or other characters that need escaping.
+USERNAME = re.compile(r"[^\W_][\w.@-]{0,63}")
+
+
 class WeakPassword(DomainError):
     status_code = 422
     code = "weak_password"
@@ -104,8 +110,10 @@ async def create_user(
 ) -> StaffUser:
     """Add a staff account with an argon2 hash of the password."""
     username = username.strip().lower()
-    if not username or len(username) > 64:
-        raise WeakPassword("the username must have 1 to 64 characters")
+    if not USERNAME.fullmatch(username):
+        raise WeakPassword(
+            "the username must have 1 to 64 characters: letters, digits and . _ - @, starting with a letter or digit"
+        )
     if len(password) < MIN_PASSWORD_LENGTH:
         raise WeakPassword(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     if (await session.exec(select(StaffUser).where(StaffUser.username == username))).first():
