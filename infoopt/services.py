@@ -102,7 +102,9 @@ def build_nlu(settings: Settings, embedded: NluEngine) -> NluEngine:
     if not settings.rasa_url:
         return embedded
     rasa = RasaEngine(settings.rasa_url, timeout=settings.nlu_timeout_seconds)
-    return FallbackEngine(rasa, embedded)
+    return FallbackEngine(
+        rasa, embedded, failures=settings.nlu_breaker_failures, cool_off=settings.nlu_breaker_seconds
+    )
 
 
 @dataclass

@@ -6,6 +6,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
+
 log = logging.getLogger(__name__)
 
 FAQ_PREFIX = "faq/"
@@ -71,16 +74,30 @@ class NluEngine(Protocol):
 
 
 class FallbackEngine:
-    """The Rasa server first; the embedded engine whenever Rasa cannot answer."""
+    """The Rasa server first; the embedded engine whenever Rasa cannot answer.
 
-    def __init__(self, primary: NluEngine, fallback: NluEngine) -> None:
+    A Rasa server that hangs costs every question the whole NLU timeout before the fallback answers.
+    So a circuit breaker (purgatory) stops asking it after `failures` failures in a row, for `cool_off`
+    seconds; then one question tries it again, and one success closes the circuit. The breaker is per
+    process: each worker finds out for itself, within a few questions.
+    """
+
+    CIRCUIT = "nlu-primary"
+
+    def __init__(
+        self, primary: NluEngine, fallback: NluEngine, *, failures: int = 3, cool_off: float = 15.0
+    ) -> None:
         self.primary = primary
         self.fallback = fallback
         self.name = f"{primary.name}+{fallback.name}"
+        self.breaker = AsyncCircuitBreakerFactory(default_threshold=failures, default_ttl=cool_off)
 
     async def parse(self, text: str) -> NluResult:
         try:
-            return await self.primary.parse(text)
+            async with await self.breaker.get_breaker(self.CIRCUIT):
+                return await self.primary.parse(text)
+        except OpenedState:
+            return await self.fallback.parse(text)  # the primary is cooling off: the fallback at once
         except NluUnavailable as error:
             log.warning("nlu.primary_unavailable", extra={"engine": self.primary.name, "error": str(error)})
             return await self.fallback.parse(text)

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     # Browsers that may call the API from another origin (comma separated).
     cors_origins: Annotated[list[str], NoDecode] = []
     nlu_timeout_seconds: float = Field(default=2.0, gt=0)
+    # After this many Rasa failures in a row each worker stops asking Rasa for this many seconds (the embedded
+    # engine answers at once), then tries it again: a hung Rasa does not cost every question the timeout.
+    nlu_breaker_failures: int = Field(default=3, ge=1)
+    nlu_breaker_seconds: float = Field(default=15.0, gt=0)
     # Questions a minute per conversation: plenty for a person typing.
     ask_limit_per_minute: int = Field(default=30, ge=1)
     # ...and per client address: generous, since a PID point's public computer or a mobile carrier's
