@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from infoopt.app import create_app
 from infoopt.core.settings import Settings
@@ -102,3 +103,17 @@ async def test_unexpected_errors_become_a_json_500_without_a_traceback(settings:
     assert response.status_code == 500
     assert response.json()["error"] == "internal_error"
     assert "secret internals" not in response.text
+
+
+async def test_a_connection_pool_with_none_free_is_a_503_to_retry_not_a_500(settings: Settings) -> None:
+    app = create_app(settings)
+
+    @app.get("/_test/busy")
+    async def busy() -> None:
+        raise PoolTimeout("QueuePool limit of size 10 overflow 10 reached, connection timed out")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        response = await http.get("/_test/busy")
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "unavailable" and int(response.headers["Retry-After"]) >= 1

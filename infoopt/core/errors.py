@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,9 @@ _LOST_CONNECTION = ("ConnectionDoesNotExist", "CannotConnectNow", "AdminShutdown
 
 def database_unreachable(error: BaseException) -> bool:
     """Whether an error means the database is (briefly) out of reach, not that the request is wrong:
-    the client gets a 503 with Retry-After instead of a 500."""
-    if isinstance(error, ConnectionError | TimeoutError):
+    the client gets a 503 with Retry-After instead of a 500. A connection pool with none free within its
+    timeout (a burst of traffic) is the same for the client: try again in a moment."""
+    if isinstance(error, ConnectionError | TimeoutError | PoolTimeout):
         return True
     if isinstance(error, DBAPIError):
         if error.connection_invalidated or isinstance(error, OperationalError | InterfaceError):
@@ -196,7 +198,7 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": str(RETRY_AFTER_DATABASE_SECONDS)},
         )
 
-    for kind in (ConnectionError, TimeoutError):  # DBAPIError: database_refused below
+    for kind in (ConnectionError, TimeoutError, PoolTimeout):  # DBAPIError: database_refused below
         app.add_exception_handler(kind, database_or_unexpected)
 
     @app.exception_handler(Exception)
