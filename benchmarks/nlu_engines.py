@@ -21,46 +21,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from collections import Counter
 from collections.abc import Awaitable, Callable
 
-from bot.conversation import DecisionPolicy, decide
+from bot.conversation import DecisionPolicy
 from bot.nlu.embedded import EmbeddedEngine, train
 from bot.nlu.engine import NluResult
-from bot.nlu.evaluation import LabelledExample, Report, evaluate, read_test_file
+from bot.nlu.evaluation import OUTCOMES, LabelledExample, Report, evaluate, read_test_file
 from bot.nlu.rasa import RasaEngine
 from bot.nlu.training_data import load_examples
-from bot.replies import ReplyKind
-
-OUTCOMES = (
-    "answered right",
-    "answered wrong",
-    "asked back, right topic offered",
-    "asked back, right topic missing",
-    "out of scope / not understood",
-)
 
 
 async def run(
     name: str, parse: Callable[[str], Awaitable[NluResult]], examples: list[LabelledExample]
-) -> tuple[Report, Counter[str]]:
+) -> Report:
     """Parse every example once: top-1 scores, and what the person would get under the default policy."""
-    outcomes: Counter[str] = Counter()
-    policy = DecisionPolicy()
-
-    def count_outcome(example: LabelledExample, result: NluResult) -> None:
-        decision = decide(result, policy)
-        if decision.kind is ReplyKind.CLARIFY:
-            offered = {topic.name for topic in decision.topics}
-            outcomes[OUTCOMES[2] if example.intent in offered else OUTCOMES[3]] += 1
-        elif decision.kind in (ReplyKind.FALLBACK, ReplyKind.OUT_OF_SCOPE):
-            outcomes[OUTCOMES[4] if example.intent != "out_of_scope" else OUTCOMES[0]] += 1
-        else:
-            chosen = decision.topics[0].name if decision.topics else decision.intent
-            outcomes[OUTCOMES[0] if chosen == example.intent else OUTCOMES[1]] += 1
-
-    report = await evaluate(name, parse, examples, observe=count_outcome)
-    return report, outcomes
+    return await evaluate(name, parse, examples, policy=DecisionPolicy())
 
 
 DATA = ROOT / "nlu_data" / "data"
@@ -101,9 +76,7 @@ SETS = (
 )
 
 
-def set_section(
-    path: Path, story: str, reports: list[tuple[str, Report, float, str]], decisions
-) -> list[str]:
+def set_section(path: Path, story: str, reports: list[tuple[str, Report, float, str]]) -> list[str]:
     """One test set's tables: top-1 per engine and language, then what a person gets."""
     first = reports[0][1]
     languages = {language: total for language, (_correct, total) in sorted(first.per_language.items())}
@@ -113,8 +86,17 @@ def set_section(
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     )
     outcome_rows = [
-        f"| {name} | " + " | ".join(f"{counts[o] / size:.3f}" for o in OUTCOMES) + " |"
-        for name, counts in decisions
+        f"| {name.split(' ')[0]} | " + " | ".join(f"{report.outcome_share(o):.3f}" for o in OUTCOMES) + " |"
+        for name, report, _memory, _training in reports
+    ]
+    answered_rows = [
+        f"| {name.split(' ')[0]} | "
+        + " | ".join(
+            f"{report.outcome_share(OUTCOMES[0], language):.3f} / {report.outcome_share(OUTCOMES[1], language):.3f}"
+            for language in ("pl", "uk", "ru", "en")
+        )
+        + " |"
+        for name, report, _memory, _training in reports
     ]
     return [
         f"## `{path.relative_to(ROOT)}`: {size} examples {languages}",
@@ -129,6 +111,12 @@ def set_section(
         "| engine | " + " | ".join(OUTCOMES) + " |",
         "| --- | " + " | ".join("---" for _ in OUTCOMES) + " |",
         *outcome_rows,
+        "",
+        "Answered right / answered wrong per language:",
+        "",
+        "| engine | pl | uk | ru | en |",
+        "| --- | --- | --- | --- | --- |",
+        *answered_rows,
         "",
     ]
 
@@ -172,15 +160,19 @@ async def main() -> None:
         pid_file = state / "rasa-server.pid"
         pid = pid_file.read_text().strip() if pid_file.exists() else None
         for path, story, examples in sets:
-            embedded_report, embedded_outcomes = await run("embedded", engine.parse, examples)
-            rasa_report, rasa_outcomes = await run("rasa", rasa.parse, examples)
+            embedded_report = await run("embedded", engine.parse, examples)
+            rasa_report = await run("rasa", rasa.parse, examples)
             rasa_memory = rss_mib(pid) if pid else float("nan")
             reports = [
-                ("embedded (char+word TF-IDF, SGD)", embedded_report, embedded_memory, embedded_training),
+                (
+                    "embedded (char+word+skeleton TF-IDF, SGD)",
+                    embedded_report,
+                    embedded_memory,
+                    embedded_training,
+                ),
                 ("Rasa 3.6.21 server (DIET + ResponseSelector)", rasa_report, rasa_memory, rasa_training),
             ]
-            decisions = [("embedded", embedded_outcomes), ("Rasa", rasa_outcomes)]
-            sections += set_section(path, story, reports, decisions)
+            sections += set_section(path, story, reports)
         await rasa.close()
     finally:
         if args.rasa_url is None:

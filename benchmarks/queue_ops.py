@@ -1,7 +1,8 @@
 """The consultants' queue on PostgreSQL at 100,000 tickets: list, claim and reply p50/p95/p99 under 50 consultants.
 
     .venv/bin/python benchmarks/queue_ops.py [--database-url postgresql://infoopt@127.0.0.1:55432/infoopt_bench]
-        [--consultants 50] [--rounds 20] [--pause-ms 1000] [--gc-freeze] [--out benchmarks/results/queue_ops.md]
+        [--consultants 50] [--rounds 20] [--pause-ms 1000] [--processes 1] [--pre-ping] [--gc-freeze]
+        [--out benchmarks/results/queue_ops.md]
 
 Creates the database if it is missing and migrates it, then EMPTIES its ticket, outbox, conversation and
 staff tables (so it refuses a database whose name does not contain "bench") and seeds, with COPY, 100,000
@@ -15,6 +16,13 @@ ones or when it saw none; a ticket someone else won first, or an empty queue, is
 reply to it (`reply_to_person`: the message and its outbox job). Each operation is one `db.transaction`,
 timed with its commit. Two runs, each on a fresh seed: without any pause (the most 50 consultants can
 ask of this machine), and with a random pause before each action (`--pause-ms`, mean; 0 skips this run).
+
+`--processes 1` (the default) runs every consultant in this one process, on one event loop: an operation
+then also waits for the other consultants' Python work. In production the workspace is served by
+`infoopt serve --workers 2`; `--processes 2` splits the consultants over two processes (multiprocessing,
+each with its own event loop and pool), which is what those two workers do. The engine is
+`db.create_engine`'s, without a pre-ping on checkout as it now has it; `--pre-ping` measures the former
+setting (three more round trips a transaction).
 """
 
 from __future__ import annotations
@@ -23,19 +31,21 @@ import argparse
 import asyncio
 import gc
 import json
+import multiprocessing
 import os
 import random
 import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -101,16 +111,18 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 @dataclass(frozen=True)
 class CpuTime:
-    """Seconds of CPU so far: this process, PostgreSQL's processes, the whole machine."""
+    """Seconds of CPU so far: this process, PostgreSQL's backends serving the bench database (all of
+    PostgreSQL's processes when none are named), the whole machine."""
 
     own: float
     postgres: float
     machine: float
 
     @classmethod
-    def now(cls) -> CpuTime:
+    def now(cls, backends: frozenset[int] = frozenset()) -> CpuTime:
         postgres = 0
-        for stat in Path("/proc").glob("[0-9]*/stat"):
+        stats = [Path(f"/proc/{pid}/stat") for pid in backends] or Path("/proc").glob("[0-9]*/stat")
+        for stat in stats:
             try:
                 fields = stat.read_text().rsplit(")", 1)
             except OSError:  # the process has just ended
@@ -143,6 +155,23 @@ async def ensure_database(url: str) -> None:
                 await connection.execute(text(f'CREATE DATABASE "{parsed.database}"'))
     finally:
         await admin.dispose()
+
+
+async def bench_backends(url: str) -> frozenset[int]:
+    """The PostgreSQL backends connected to the bench database, i.e. the consultants': on a server other
+    work shares, theirs is the CPU to count."""
+    engine = create_async_engine(db.async_database_url(url), poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            return frozenset(int(pid) for (pid,) in rows)
+    finally:
+        await engine.dispose()
 
 
 def check_bench(url: str) -> None:
@@ -405,21 +434,36 @@ async def explain_list(engine: AsyncEngine, sessions: async_sessionmaker[AsyncSe
     return f"{' → '.join(scans)}; {sorted(times)[2]:.1f} ms in PostgreSQL (planning + execution, median of 5)"
 
 
-async def scenario(
-    engine: AsyncEngine, args: argparse.Namespace, pause_ms: float
-) -> tuple[Timings, float, CpuTime, dict[str, int], float, str]:
-    """Seed afresh, then the consultants' rounds: timings, wall seconds, CPU used meanwhile, ..."""
-    started = time.perf_counter()
-    actors = await seed(
-        engine, tickets=args.tickets, consultants=args.consultants, rng=random.Random(20261202)
+def bench_engine(url: str, connections: int, *, pre_ping: bool) -> AsyncEngine:
+    """As db.create_engine, but one connection per consultant instead of 10 + 10."""
+    return create_async_engine(
+        db.async_database_url(url),
+        pool_size=connections,
+        max_overflow=0,
+        pool_pre_ping=pre_ping,
+        pool_timeout=60,
     )
-    seeding = time.perf_counter() - started
-    async with engine.connect() as connection:
-        counts: dict[str, int] = dict(
-            (await connection.execute(text("SELECT status, count(*) FROM ticket GROUP BY status"))).all()
-        )
-    sessions = db.session_factory(engine)
-    plan = await explain_list(engine, sessions, actors[0])
+
+
+@dataclass
+class Run:
+    """What the consultants did: their timings, the wall time, and the CPU their processes used."""
+
+    timings: Timings = field(default_factory=Timings)
+    elapsed: float = 0.0
+    cpu: CpuTime = field(default_factory=lambda: CpuTime(0.0, 0.0, 0.0))
+
+
+async def consultants_here(
+    sessions: async_sessionmaker[AsyncSession],
+    actors: list[Actor],
+    args: argparse.Namespace,
+    pause_ms: float,
+    *,
+    ready: Callable[[], Awaitable[None]],
+) -> tuple[Timings, float]:
+    """Run these consultants on this process's event loop; `ready` returns when every process may start.
+    The timings, and the CPU seconds this process used from the start to the end."""
     timings = Timings()
     start = Start(len(actors))
     tasks = [
@@ -440,13 +484,118 @@ async def scenario(
     if args.gc_freeze:  # as the service would once started: long-lived objects out of the collector's way
         gc.collect()
         gc.freeze()
-    cpu, began = CpuTime.now(), time.perf_counter()
+    await ready()
+    began = time.process_time()
     start.go.set()
     await asyncio.gather(*tasks)
-    elapsed, cpu = time.perf_counter() - began, CpuTime.now() - cpu
+    used = time.process_time() - began
     if args.gc_freeze:
         gc.unfreeze()
-    return timings, elapsed, cpu, counts, seeding, plan
+    return timings, used
+
+
+async def in_this_process(
+    engine: AsyncEngine, actors: list[Actor], args: argparse.Namespace, pause_ms: float
+) -> Run:
+    """Every consultant an asyncio task of this one process."""
+    backends, cpu, began = frozenset[int](), CpuTime.now(), time.perf_counter()
+
+    async def ready() -> None:  # everyone is connected: the clocks start
+        nonlocal backends, cpu, began
+        backends = await bench_backends(args.database_url)
+        cpu, began = CpuTime.now(backends), time.perf_counter()
+
+    timings, _ = await consultants_here(db.session_factory(engine), actors, args, pause_ms, ready=ready)
+    return Run(timings, time.perf_counter() - began, CpuTime.now(backends) - cpu)
+
+
+def worker_process(
+    actors: list[Actor],
+    args: argparse.Namespace,
+    pause_ms: float,
+    ready: Any,
+    go: Any,
+    results: Any,
+    finished: Any,
+) -> None:
+    """One of `--processes` processes (as one `infoopt serve` worker): its share of the consultants."""
+
+    async def work() -> None:
+        engine = bench_engine(args.database_url, len(actors), pre_ping=args.pre_ping)
+
+        async def all_ready() -> None:
+            await asyncio.to_thread(ready.wait)  # every process has its consultants connected...
+            await asyncio.to_thread(go.wait)  # ...and the parent has taken its CPU reading
+
+        try:
+            timings, used = await consultants_here(
+                db.session_factory(engine), actors, args, pause_ms, ready=all_ready
+            )
+            results.put((dict(timings.ms), {name: dict(n) for name, n in timings.outcomes.items()}, used))
+            # Connected until the parent has read PostgreSQL's CPU: a backend that ends takes its count along.
+            await asyncio.to_thread(finished.wait, 600)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(work())
+
+
+async def in_processes(actors: list[Actor], args: argparse.Namespace, pause_ms: float) -> Run:
+    """The consultants dealt round-robin over `--processes` processes, started together."""
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter, as a uvicorn worker is
+    ready, go, results = context.Barrier(args.processes + 1), context.Event(), context.Queue()
+    finished = context.Event()
+    shares = [actors[number :: args.processes] for number in range(args.processes)]
+    processes = [
+        context.Process(target=worker_process, args=(share, args, pause_ms, ready, go, results, finished))
+        for share in shares
+    ]
+    for process in processes:
+        process.start()
+    run = Run()
+    try:
+        await asyncio.to_thread(ready.wait, 300)
+        backends = await bench_backends(args.database_url)
+        cpu, began = CpuTime.now(backends), time.perf_counter()
+        go.set()
+        reports = [await asyncio.to_thread(results.get, True, 3600) for _ in processes]
+        run.elapsed, run.cpu = time.perf_counter() - began, CpuTime.now(backends) - cpu
+    finally:
+        finished.set()
+        for process in processes:
+            process.join(60)
+    own = 0.0
+    for ms, outcomes, used in reports:
+        own += used
+        for operation, values in ms.items():
+            run.timings.ms[operation] += values
+        for operation, counted in outcomes.items():
+            run.timings.outcomes[operation].update(counted)
+    # The consultants' CPU is theirs, not this (waiting) parent's; the machine's total stays as measured.
+    run.cpu = CpuTime(own, run.cpu.postgres, run.cpu.machine - run.cpu.own)
+    return run
+
+
+async def scenario(
+    engine: AsyncEngine, args: argparse.Namespace, pause_ms: float
+) -> tuple[Run, dict[str, int], float, str]:
+    """Seed afresh, then the consultants' rounds: what they did, the tickets by status, seeding seconds, plan."""
+    started = time.perf_counter()
+    actors = await seed(
+        engine, tickets=args.tickets, consultants=args.consultants, rng=random.Random(20261202)
+    )
+    seeding = time.perf_counter() - started
+    async with engine.connect() as connection:
+        counts: dict[str, int] = dict(
+            (await connection.execute(text("SELECT status, count(*) FROM ticket GROUP BY status"))).all()
+        )
+    plan = await explain_list(engine, db.session_factory(engine), actors[0])
+    if args.processes > 1:
+        await engine.dispose()  # the consultants' processes bring their own connections
+        run = await in_processes(actors, args, pause_ms)
+    else:
+        run = await in_this_process(engine, actors, args, pause_ms)
+    return run, counts, seeding, plan
 
 
 def table(timings: Timings) -> list[str]:
@@ -474,19 +623,14 @@ async def run(args: argparse.Namespace) -> str:
     load = os.getloadavg()[0]  # other work on the machine shows in every number below
     await ensure_database(args.database_url)
     await asyncio.to_thread(db.upgrade, args.database_url)
-    # As db.create_engine (pre-ping on checkout), but one connection per consultant instead of 10 + 10.
-    engine = create_async_engine(
-        db.async_database_url(args.database_url),
-        pool_size=args.consultants,
-        max_overflow=0,
-        pool_pre_ping=True,
-        pool_timeout=60,
-    )
+    engine = bench_engine(args.database_url, args.consultants, pre_ping=args.pre_ping)
     pauses = [0.0] + ([args.pause_ms] if args.pause_ms else [])
     sections: list[str] = []
+    who = "this process" if args.processes == 1 else f"the {args.processes} consultants' processes"
     try:
         for pause_ms in pauses:
-            timings, elapsed, cpu, counts, seeding, plan = await scenario(engine, args, pause_ms)
+            result, counts, seeding, plan = await scenario(engine, args, pause_ms)
+            timings, elapsed, cpu = result.timings, result.elapsed, result.cpu
             total = sum(len(values) for values in timings.ms.values())
             how = (
                 "without pause (each starts its next operation as soon as the last one commits)"
@@ -498,9 +642,10 @@ async def run(args: argparse.Namespace) -> str:
                 "",
                 *table(timings),
                 "",
-                f"{total / elapsed:.0f} operations/s ({total} in {elapsed:.1f} s). CPU, in cores: this "
-                f"process {cpu.own / elapsed:.2f} ({cpu.own / total * 1000:.1f} ms per operation), PostgreSQL "
-                f"{cpu.postgres / elapsed:.2f}, everything else on the machine "
+                f"{total / elapsed:.0f} operations/s ({total} in {elapsed:.1f} s). CPU, in cores: {who} "
+                f"{cpu.own / elapsed:.2f} ({cpu.own / total * 1000:.1f} ms per operation), PostgreSQL's "
+                f"backends for them {cpu.postgres / elapsed:.2f} ({cpu.postgres / total * 1000:.1f} ms per "
+                "operation), everything else on the machine "
                 f"{max(0.0, cpu.machine - cpu.own - cpu.postgres) / elapsed:.2f}. "
                 f"Seeded in {seeding:.1f} s. List query: {plan}.",
                 "",
@@ -512,15 +657,22 @@ async def run(args: argparse.Namespace) -> str:
     statuses = ", ".join(
         f"{counts.get(s, 0):,} {s}" for s in ("new", "open", "waiting", "resolved", "closed")
     )
+    where = (
+        "each an asyncio task in this one process"
+        if args.processes == 1
+        else f"dealt over {args.processes} processes (as `infoopt serve --workers {args.processes}`), "
+        "each consultant an asyncio task there"
+    )
     return "\n".join(
         [
             "# The consultants' queue at 100,000 tickets on PostgreSQL",
             "",
             f"This machine: {os.cpu_count()} cores, {memory:.0f} GiB; PostgreSQL {version} on the same machine, "
             f"over loopback; load average {load:.2f} at the start; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-            f"{'; with gc.freeze() after start-up' if args.gc_freeze else ''}.",
+            f"{'; with gc.freeze() after start-up' if args.gc_freeze else ''}; "
+            f"{'a pre-ping on every checkout' if args.pre_ping else 'no pre-ping on checkout'}.",
             f"{args.tickets:,} tickets ({statuses}) over five PID points and the shared queue; "
-            f"{args.consultants} consultants, each an asyncio task in this one process with its own pooled "
+            f"{args.consultants} consultants, {where}, with its own pooled "
             f"connection, {args.rounds} rounds each: list (own point + shared queue, 200 most urgent) → claim "
             "(`claim_ticket` on a new ticket it saw, or `take_next`, alternately) → reply (message + outbox "
             "job). Each operation is one transaction, timed with its commit. Target: list, claim and reply "
@@ -528,7 +680,8 @@ async def run(args: argparse.Namespace) -> str:
             "",
             *sections,
             f"Benchmark process RSS: {rss_mib():.0f} MiB at the end, {rss_mib('VmHWM'):.0f} MiB at its peak "
-            "(the peak is the seeding).",
+            "(the peak is the seeding)"
+            + ("." if args.processes == 1 else "; the consultants' processes are not counted."),
             "",
         ]
     )
@@ -554,6 +707,10 @@ def main() -> None:
         help="mean pause before each action in the second run; 0: none",
     )
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() before the consultants start")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="split the consultants over this many processes"
+    )
+    parser.add_argument("--pre-ping", action="store_true", help="a pre-ping on every pool checkout")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "queue_ops.md")
     args = parser.parse_args()
     check_bench(args.database_url)

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.accessibility import statement_url
 from bot.conversation import MAX_TEXT, Conversation, InvalidAction
 from bot.flows import Event
 from bot.render import markdown_html, source_label, text_html
@@ -431,6 +432,7 @@ CHAT_TEXTS = {
     "footer": N_(
         "Answers come from the knowledge base of the Małopolska Voivodeship Office. A person: INFO.OPT 12 210 20 20, info.opt@muw.pl."
     ),
+    "statement": N_("Accessibility statement"),
 }
 CHAT_EXAMPLES = (
     N_("How much does a residence card cost?"),
@@ -446,6 +448,7 @@ def chat_texts() -> dict[str, dict[str, object]]:
             **{key: say(language, message) for key, message in CHAT_TEXTS.items()},
             "examples_list": [say(language, example) for example in CHAT_EXAMPLES],
             "footer_html": text_html(say(language, CHAT_TEXTS["footer"])),
+            "statement_url": statement_url(language),
             "name": LANGUAGE_NAMES[language],
         }
         for language in LANGUAGE_NAMES

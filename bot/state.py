@@ -1,8 +1,9 @@
 """What the bot remembers about one person between messages, in Redis, locked per person.
 
 Telegram users often send two messages in quick succession; each is handled by whichever worker gets
-it. A per-person lock makes the second wait for the first, so neither update is lost. When Redis is
-unreachable the bot still answers, forgetting rather than failing the person.
+it. A per-person lock makes the second wait for the first, so neither update is lost. Taking the lock
+reads the state in the same round trip, and saving it lets go of the lock in the same round trip. When
+Redis is unreachable the bot still answers, forgetting rather than failing the person.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import RedisError
 
 from infoopt.core.languages import LANGUAGES, Channel
 from infoopt.core.redis_store import is_in_process
@@ -113,6 +116,32 @@ class _LocalLock:
             self._locks.pop(self._key, None)
 
 
+# A turn's Redis work in two round trips: take the person's lock and read their state together, then
+# save the state and let go of the lock together (only a lock still ours is let go of).
+_TAKE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, redis.call('GET', KEYS[2])}
+end
+return {0}
+"""
+_SAVE_AND_RELEASE = """
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+LOCK_RETRY_SECONDS = 0.05
+
+
 class StateStore:
     """Per-person state in Redis (or the in-process stand-in), one turn at a time per person."""
 
@@ -121,33 +150,76 @@ class StateStore:
         self._local_locks: dict[str, tuple[asyncio.Lock, list[int]]] | None = (
             {} if is_in_process(redis) else None
         )
-
-    def _lock(self, person: PersonRef) -> Any:
-        if self._local_locks is not None:
-            return _LocalLock(self._local_locks, person.key)
-        return self.redis.lock(
-            f"conv:lock:{person.key}", timeout=LOCK_TIMEOUT_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS
-        )
+        self._take = redis.register_script(_TAKE)
+        self._save_and_release = redis.register_script(_SAVE_AND_RELEASE)
+        self._release = redis.register_script(_RELEASE)
 
     @asynccontextmanager
     async def turn(self, person: PersonRef) -> AsyncIterator[PersonState]:
         """Hold the person's lock, hand out their state, and save it when the turn ends cleanly."""
-        lock = self._lock(person)
+        if self._local_locks is not None:
+            async with self._local_turn(person) as state:
+                yield state
+            return
+        token = secrets.token_hex(16)
+        acquired, state = await self._take_turn(person, token)
         try:
-            acquired = await lock.acquire()
+            yield state
+        except BaseException:
+            if acquired:
+                await self._let_go(person, token, self._release, [])
+            raise
+        if acquired:
+            await self._let_go(
+                person, token, self._save_and_release, [state.dumps(), STATE_TTL_SECONDS], saving=True
+            )
+        else:
+            await self._save(person, state)
+
+    async def _take_turn(self, person: PersonRef, token: str) -> tuple[bool, PersonState]:
+        """Wait for the person's lock (at most LOCK_WAIT_SECONDS) and read their state with it. Past the
+        wait, or without Redis, the turn goes ahead unlocked: better than no answer."""
+        keys = [f"conv:lock:{person.key}", f"conv:state:{person.key}"]
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        try:
+            while True:
+                taken = await self._take(keys=keys, args=[token, LOCK_TIMEOUT_SECONDS * 1000])
+                if taken[0]:
+                    return True, PersonState.loads(taken[1] if len(taken) > 1 else None)
+                if time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(LOCK_RETRY_SECONDS)
         except RedisError as error:
             log.warning("state.lock_unavailable", extra={"error": str(error)})
-            acquired = False
+        return False, await self._load(person)
+
+    async def _let_go(
+        self, person: PersonRef, token: str, script: Any, args: list[Any], *, saving: bool = False
+    ) -> None:
+        keys = [f"conv:lock:{person.key}", f"conv:state:{person.key}"]
+        try:
+            released = await script(keys=keys, args=[token, *args])
+        except RedisError as error:
+            log.warning(
+                "state.unsaved" if saving else "state.lock_release_failed", extra={"error": str(error)}
+            )
+            return
+        if not released:  # expired meanwhile: another turn may hold it now, and keeps it
+            log.warning("state.lock_release_failed", extra={"error": "the lock had expired"})
+
+    @asynccontextmanager
+    async def _local_turn(self, person: PersonRef) -> AsyncIterator[PersonState]:
+        """The same with the in-process stand-in: an asyncio lock, and plain reads and writes."""
+        assert self._local_locks is not None
+        lock = _LocalLock(self._local_locks, person.key)
+        acquired = await lock.acquire()
         try:
             state = await self._load(person)
             yield state
             await self._save(person, state)
         finally:
             if acquired:
-                try:
-                    await lock.release()
-                except (LockError, RedisError) as error:  # expired meanwhile: nothing left to release
-                    log.warning("state.lock_release_failed", extra={"error": str(error)})
+                await lock.release()
 
     async def _load(self, person: PersonRef) -> PersonState:
         try:

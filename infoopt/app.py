@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from bot import accessibility
 from bot import api as bot_api
 from bot.telegram import webhook as telegram_webhook
 from bot.voice import routes as voice_routes
@@ -26,7 +27,7 @@ from infoopt.core import db
 from infoopt.core.errors import NotFound, document_errors, install_error_handlers
 from infoopt.core.headers import SecurityHeaders
 from infoopt.core.limits import BodySizeLimit, PublicReadLimit
-from infoopt.core.metrics import metrics_response, record_request, worker_started, worker_stopped
+from infoopt.core.metrics import RequestMetrics, metrics_response, worker_started, worker_stopped
 from infoopt.core.redis_store import is_in_process
 from infoopt.core.settings import Settings, check_production, get_settings
 from infoopt.core.web import STATIC_DIR
@@ -104,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.middleware("http")(record_request)
+    app.add_middleware(RequestMetrics)  # innermost: it sees the route the router matched
     app.add_middleware(BodySizeLimit, larger={"/api/v1/cases/import": case_routes.MAX_IMPORT_BYTES})
     app.add_middleware(SecurityHeaders)
     if settings.trusted_proxies:
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth.api)
     app.include_router(bot_api.api)
     app.include_router(bot_api.pages)
+    app.include_router(accessibility.pages)
     app.include_router(telegram_webhook.router)
     app.include_router(voice_routes.router)
     app.include_router(kb_routes.api)

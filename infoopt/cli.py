@@ -144,7 +144,9 @@ def worker(
     async def run() -> None:
         from infoopt.services import Services
 
-        services = await Services.start(settings.model_copy(update={"outbox_in_process": False}))
+        services = await Services.start(
+            settings.model_copy(update={"outbox_in_process": False}), parses=False
+        )
         typer.echo(f"outbox worker started for {', '.join(sorted(services.deliverers))}")
         sys.stdout.flush()
 
@@ -161,7 +163,17 @@ def worker(
             await services.close()
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+        event_loop_runner()(run())
+
+
+def event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    """uvloop's runner when it is installed (it comes with uvicorn[standard]): a worker spends most of its
+    time in the event loop's network code, which uvloop does in C; asyncio's own otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
 
 
 bot_app = typer.Typer(help="The Telegram bot.", no_args_is_help=True)
@@ -457,10 +469,22 @@ def nlu_eval(
     min_language_accuracy: Annotated[float, typer.Option(help="Fail below this in any language")] = 0.0,
     min_oos_rejection: Annotated[float, typer.Option(help="Fail below this out-of-scope rejection")] = 0.0,
     per_intent: Annotated[bool, typer.Option(help="Print the per-intent table")] = True,
+    channel: Annotated[
+        str,
+        typer.Option(help="Count what a person gets under this channel's decision policy (web, voice, ...)"),
+    ] = "web",
+    min_answered_right: Annotated[
+        float, typer.Option(help="Fail if fewer are answered right outright in any language")
+    ] = 0.0,
+    max_answered_wrong: Annotated[
+        float, typer.Option(help="Fail if more are answered wrong in any language")
+    ] = 1.0,
 ) -> None:
-    """Accuracy, per-intent precision/recall/F1, the most confused pairs and the figures per language."""
+    """Accuracy, per-intent precision/recall/F1, the most confused pairs and the figures per language,
+    and what a person gets per language: answered right, asked back, answered wrong, not understood."""
+    from bot.conversation import DecisionPolicy
     from bot.nlu.engine import NluEngine
-    from bot.nlu.evaluation import evaluate, read_test_file, render
+    from bot.nlu.evaluation import evaluate, outcome_shortfalls, read_test_file, render
     from bot.nlu.rasa import RasaEngine
     from infoopt.services import build_embedded
 
@@ -484,10 +508,12 @@ def nlu_eval(
 
     async def run() -> str:
         try:
-            report = await evaluate(chosen.name, chosen.parse, examples)
+            report = await evaluate(
+                chosen.name, chosen.parse, examples, policy=DecisionPolicy.for_channel(channel)
+            )
         finally:
             await chosen.close()
-        failures = []
+        failures = outcome_shortfalls(report, min_answered_right, max_answered_wrong)
         if report.accuracy < min_accuracy:
             failures.append(f"accuracy {report.accuracy:.3f} < {min_accuracy}")
         for language in report.per_language:

@@ -29,6 +29,7 @@ from cases.lookup import CaseDesk, CaseLimits, purge_cases
 from infoopt.core import db
 from infoopt.core.clock import utcnow
 from infoopt.core.languages import Channel
+from infoopt.core.pacing import Limits, SharedPace
 from infoopt.core.redis_store import create_redis
 from infoopt.core.settings import Settings
 from knowledge_base import service as kb
@@ -37,6 +38,7 @@ from knowledge_base.cache import PublishedCache
 from knowledge_base.events import listen_for_publishes
 from tickets.conversations import purge_transcripts, scrub_closed_tickets
 from tickets.live import TicketFeed
+from tickets.offices import polish_public_holidays
 from tickets.outbox import Deliverer, OutboxWorker, purge_jobs
 from tickets.routes import FileSource
 from tickets.service import PersonNotice, close_resolved
@@ -71,6 +73,14 @@ def build_embedded(settings: Settings) -> NluEngine:
     except (OSError, ValueError) as error:
         log.error("nlu.embedded_unavailable", extra={"error": str(error)})
         return NluNotReady(f"embedded engine not trained: {error}")  # type: ignore[return-value]
+
+
+def warm_calendars() -> None:
+    """Build this year's and next year's public holidays now: the first hand-over would otherwise pay
+    for importing and computing the calendar in the middle of a person's turn."""
+    year = utcnow().year
+    for each in (year, year + 1):
+        polish_public_holidays(each)
 
 
 def case_desk(settings: Settings) -> CaseDesk:
@@ -129,12 +139,18 @@ class Services:
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
-    async def start(cls, settings: Settings) -> Services:
-        """Connect to the database and Redis and load the NLU engines."""
+    async def start(cls, settings: Settings, *, parses: bool = True) -> Services:
+        """Connect to the database and Redis and load the NLU engines. `parses=False` (an outbox worker,
+        which never reads what people write) loads no NLU model and fills no article cache."""
         engine = db.create_engine(settings.database_url)
         sessions = db.session_factory(engine)
-        embedded = await asyncio.to_thread(build_embedded, settings)
-        detector = await asyncio.to_thread(build_detector, settings)
+        if parses:
+            nlu = build_nlu(settings, await asyncio.to_thread(build_embedded, settings))
+            detector = await asyncio.to_thread(build_detector, settings)
+            await asyncio.to_thread(warm_calendars)
+        else:
+            nlu = NluNotReady("this process does not parse messages (an outbox worker)")  # type: ignore[assignment]
+            detector = LanguageDetector(None)
 
         async def load_published(topic_id: str, language: str) -> kb.PublishedArticle | None:
             # Through `services.sessions`, not a copy of it: tests swap in a rolled-back transaction.
@@ -142,7 +158,6 @@ class Services:
                 return await kb.get_published(session, topic_id, language)
 
         redis = create_redis(settings.redis_url)
-        nlu = build_nlu(settings, embedded)
         kb_cache = PublishedCache(load_published)
         feed = TicketFeed(redis)
         services = cls(
@@ -164,11 +179,11 @@ class Services:
             deliverers={Channel.WEB: WebDeliverer()},
             suggest=KnowledgeSuggester(nlu, kb_cache.get),
         )
-        try:  # every published article in memory before the first question (see PublishedCache)
-            async with services.sessions() as session:
-                kb_cache.fill(await kb.all_published(session))
-        except Exception as error:  # a database not migrated yet: articles load as they are asked for
-            log.warning("kb_cache.preload_failed", extra={"error": type(error).__name__})
+        if parses:
+            # Subscribed first: subscribing empties the cache (a publish may have been missed), so filling
+            # it before would leave every turn loading articles on a second connection of its own.
+            await services.listen_for_publishes()
+            await services.load_articles()
         if settings.telegram.bot_token is not None:
             bot = build_bot(settings)
             services.telegram = TelegramChannel(
@@ -179,20 +194,37 @@ class Services:
                 feed=feed,
                 settings=settings,
             )
-            services.deliverers[Channel.TELEGRAM] = TelegramDeliverer(bot)
+            limits = Limits(
+                per_second=settings.telegram.messages_per_second,
+                per_chat_per_second=settings.telegram.messages_per_chat_per_second,
+            )
+            # One reckoning per bot, shared by every process that sends for it.
+            pace = SharedPace(redis, f"telegram:{bot.id}", limits)
+            services.deliverers[Channel.TELEGRAM] = TelegramDeliverer(bot, pace)
             services.files[Channel.TELEGRAM] = TelegramFiles(bot)
         if settings.twilio.account_sid and settings.twilio.auth_token:
             services.deliverers[Channel.SMS] = SmsDeliverer(settings)
-        listening = asyncio.Event()
-        services.spawn(listen_for_publishes(services.redis, services.kb_cache, listening))
-        try:
-            await asyncio.wait_for(listening.wait(), timeout=5)
-        except TimeoutError:
-            log.warning("kb.listener_slow_to_subscribe")
         if settings.runs_outbox_in_process:
             services.spawn(services.outbox_worker().run(feed.outbox_wakeups))
             services.spawn(services.housekeeping())
         return services
+
+    async def load_articles(self) -> None:
+        """Every published article in memory before the first question (see PublishedCache)."""
+        try:
+            async with self.sessions() as session:
+                self.kb_cache.fill(await kb.all_published(session))
+        except Exception as error:  # a database not migrated yet: articles load as they are asked for
+            log.warning("kb_cache.preload_failed", extra={"error": type(error).__name__})
+
+    async def listen_for_publishes(self) -> None:
+        """Keep the article cache in step with publishes in any process, subscribed before returning."""
+        listening = asyncio.Event()
+        self.spawn(listen_for_publishes(self.redis, self.kb_cache, listening))
+        try:
+            await asyncio.wait_for(listening.wait(), timeout=5)
+        except TimeoutError:
+            log.warning("kb.listener_slow_to_subscribe")
 
     async def tidy(self) -> tuple[int, int, int]:
         """Close tickets resolved longer than the reopening window ago, delete conversations silent

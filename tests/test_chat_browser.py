@@ -132,7 +132,7 @@ async def test_a_reload_keeps_the_conversation_and_a_consultants_reply_appears(
             author=MessageAuthor.CONSULTANT,
             text="Dzień dobry, tu konsultantka PID Tarnów.",
         )
-    await expect(page.locator("li.consultant").last).to_have_text(
+    await expect(page.locator("li.consultant").last.locator(".text")).to_have_text(
         "Dzień dobry, tu konsultantka PID Tarnów.", timeout=12_000
     )
 

@@ -90,3 +90,23 @@ def test_a_greeting_before_a_question_is_not_answered_as_small_talk() -> None:
     assert decision.kind is ReplyKind.CLARIFY and decision.topics[0].topic_id == "residence_card"
     short = NluResult(text="dzień dobry", best=scores[0], ranking=scores, engine="test")
     assert decide(short, POLICY).kind is ReplyKind.SMALLTALK, "a greeting alone is still a greeting"
+
+
+def test_the_phone_confirms_the_likeliest_topic_where_a_chat_offers_three() -> None:
+    close = ranking(("faq/fees", 0.40), ("faq/residence_card", 0.30), ("faq/blue_card", 0.20))
+    chat = decide(close, DecisionPolicy.for_channel("web"))
+    assert chat.kind is ReplyKind.CLARIFY
+    assert [score.topic_id for score in chat.topics] == ["fees", "residence_card", "blue_card"]
+    phone = decide(close, DecisionPolicy.for_channel("voice"))
+    assert phone.kind is ReplyKind.CLARIFY
+    assert [score.topic_id for score in phone.topics] == ["fees"], "one yes/no question on the phone"
+
+
+def test_on_the_phone_a_lone_plausible_topic_is_confirmed_not_answered() -> None:
+    # Short of the lead, but no other topic is plausible: a chat answers, the phone asks first.
+    lone = ranking(("faq/fees", 0.40), ("greet", 0.35), ("faq/blue_card", 0.07))
+    policy = DecisionPolicy(answer=0.3, margin=0.35, floor=0.15)
+    assert decide(lone, policy).kind is ReplyKind.ANSWER
+    phone = decide(lone, DecisionPolicy(answer=0.3, margin=0.35, floor=0.15, choices=1))
+    assert phone.kind is ReplyKind.CLARIFY
+    assert [score.topic_id for score in phone.topics] == ["fees"]

@@ -112,6 +112,53 @@ async def test_questions_and_handoffs_are_counted_by_channel_language_outcome_an
         assert private not in response.text
 
 
+@pytest.mark.usefixtures("synced_kb")
+async def test_requests_are_counted_by_route_template_and_status_without_a_base_http_middleware(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """The request metrics are a plain ASGI middleware (no task group and streams per request), counting
+    under the route's template, with the status the client got."""
+    from starlette.middleware.base import BaseHTTPMiddleware
+
+    from infoopt.core.metrics import RequestMetrics
+
+    assert any(entry.cls is RequestMetrics for entry in app.user_middleware)
+    assert not any(entry.cls is BaseHTTPMiddleware for entry in app.user_middleware)
+    before = await scrape(client)
+    assert (await client.get("/api/v1/kb/articles/fees", params={"language": "uk"})).status_code == 200
+    assert (await client.get("/api/v1/kb/articles/fees", params={"language": "pl"})).status_code == 200
+    refused = (await client.get("/api/v1/kb/articles/no_such_topic")).status_code
+    assert refused >= 400
+    after = await scrape(client)
+    route = {"method": "GET", "route": "/api/v1/kb/articles/{topic_id}"}
+    for status, count in (("200", 2), (str(refused), 1)):
+        name = "infoopt_http_requests_total"
+        grown = total(after, name, status=status, **route) - total(before, name, status=status, **route)
+        assert grown == count, (status, grown)
+    timed = total(after, "infoopt_http_request_seconds_count", **route) - total(
+        before, "infoopt_http_request_seconds_count", **route
+    )
+    assert timed == 3
+
+
+async def test_a_request_that_fails_with_an_exception_counts_as_the_500_it_becomes() -> None:
+    from infoopt.core.metrics import REGISTRY, RequestMetrics
+
+    broken = FastAPI()
+    broken.add_middleware(RequestMetrics)
+
+    @broken.get("/broken/{part}")
+    async def fail(part: str) -> None:
+        raise RuntimeError(part)
+
+    labels = {"method": "GET", "route": "/broken/{part}", "status": "500"}
+    before = REGISTRY.get_sample_value("infoopt_http_requests_total", labels) or 0.0
+    transport = httpx.ASGITransport(app=broken, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        assert (await http.get("/broken/x")).status_code == 500
+    assert REGISTRY.get_sample_value("infoopt_http_requests_total", labels) == before + 1
+
+
 async def test_a_rolled_back_handoff_is_not_counted(app_db: async_sessionmaker[AsyncSession]) -> None:
     from infoopt.core.metrics import REGISTRY
 

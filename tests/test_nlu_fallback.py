@@ -145,7 +145,9 @@ async def test_a_hung_rasa_costs_only_the_first_questions_the_timeout_and_every_
             ready = await http.get("/readyz")
 
     assert all(answer["engine"] == "embedded" for answer in answers), [a["engine"] for a in answers]
-    assert hung_rasa.requests == 2, "after two timeouts the breaker stops sending questions to the hung server"
+    assert hung_rasa.requests == 2, (
+        "after two timeouts the breaker stops sending questions to the hung server"
+    )
     assert elapsed < 2 * timeout + 3, f"{elapsed:.1f} s: the later questions did not wait for the timeout"
     assert [(a["kind"], a["article_id"]) for a in answers] == [
         (a["kind"], a["article_id"]) for a in without_rasa

@@ -58,6 +58,8 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/cases/import"): SECRET,
     ("GET", "/metrics"): SECRET,  # with INFOOPT_METRICS_TOKEN set, and always in production
     ("GET", "/chat"): NO_IO,
+    ("GET", "/deklaracja-dostepnosci"): NO_IO,  # the accessibility statement, in Polish
+    ("GET", "/accessibility"): NO_IO,  # ...and in English
     ("GET", "/login"): NO_IO,
     ("GET", "/staff/language"): NO_IO,
     ("GET", "/healthz"): NO_IO,

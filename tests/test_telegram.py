@@ -212,6 +212,80 @@ async def test_a_duplicate_update_is_handled_once(person: Bot) -> None:
     assert len(await person.received()) == 1
 
 
+async def test_a_question_costs_four_round_trips_to_redis(
+    person: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Admission (the update seen before? the person's limit) in one, the person's lock and state in one
+    each way, and the outbox's wake-up: no more, so that Redis is not what a turn waits on."""
+    from redis.asyncio.connection import AbstractConnection
+
+    sent: list[list[str]] = []
+    real = AbstractConnection.send_packed_command
+    pool = person.app.state.services.redis.connection_pool  # not another app's (a live server's worker)
+
+    async def counted(connection: Any, command: Any, *args: Any, **options: Any) -> None:
+        packed = b"".join(command) if isinstance(command, list) else bytes(command)
+        if connection in pool._in_use_connections:
+            sent.append([name.decode() for name in re.findall(rb"\*\d+\r\n\$\d+\r\n([A-Za-z]+)\r\n", packed)])
+        await real(connection, command, *args, **options)
+
+    await person.say("/start")  # a first turn loads the scripts into Redis
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    response = await person.post(person.updates.message(person.chat, "ile kosztuje karta pobytu"))
+    monkeypatch.undo()
+    assert response.status_code == 200
+    assert sent == [["EVALSHA"], ["EVALSHA"], ["EVALSHA"], ["LPUSH", "LTRIM"]], sent
+    (answer,) = await person.received()
+    assert "full_answer:fees" in buttons(answer)
+
+
+async def test_reading_telegrams_answers_builds_no_model_class_after_a_garbage_collection(
+    person: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiogram reads each answer as `Response[Message]`, a pydantic generic kept only weakly: without a
+    strong reference every collection would make the next answer build the class and its schema again."""
+    import gc
+
+    from pydantic._internal import _generics
+
+    built: list[str] = []
+    real = _generics.create_generic_submodel
+
+    def counted(name: str, *args: Any) -> Any:
+        built.append(name)
+        return real(name, *args)
+
+    monkeypatch.setattr(_generics, "create_generic_submodel", counted)
+    gc.collect()
+    (answer,) = await person.say("ile kosztuje karta pobytu")  # the outbox reads the answer to sendMessage
+    gc.collect()
+    await person.press("helpful:fees")  # the app reads the answer to answerCallbackQuery
+    assert "full_answer:fees" in buttons(answer)
+    assert built == []
+
+
+def test_no_filter_of_the_bot_runs_in_a_thread() -> None:
+    """aiogram runs a filter that is not a coroutine in a thread, one hop for every update and handler."""
+    from bot.telegram.handlers import router
+
+    def every(router: Any) -> Any:
+        yield router
+        for sub in router.sub_routers:
+            yield from every(sub)
+
+    filters = [
+        check
+        for each in every(router)
+        for observer in each.observers.values()
+        for handler in [observer._handler, *observer.handlers]
+        for check in handler.filters or []
+    ]
+    assert len(filters) > 5
+    assert all(check.awaitable for check in filters), [
+        check.callback for check in filters if not check.awaitable
+    ]
+
+
 async def test_the_secret_is_checked_and_a_malformed_update_is_acknowledged(person: Bot) -> None:
     assert (await person.post(person.updates.message(person.chat, "hi"), secret=None)).status_code == 401
     assert (await person.post(person.updates.message(person.chat, "hi"), secret="wrong")).status_code == 403

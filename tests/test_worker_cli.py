@@ -1,5 +1,5 @@
-"""`infoopt worker` as its own process: it delivers what the app queued, woken over Redis, and stops
-cleanly."""
+"""`infoopt worker` as its own process: it delivers what the app queued, woken over Redis, loads no NLU
+model, and stops cleanly."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ async def test_the_worker_process_delivers_a_queued_reply(
         "INFOOPT_ENV": "test",
         "INFOOPT_DATABASE_URL": settings.database_url,
         "INFOOPT_REDIS_URL": settings.redis_url or "",
-        "INFOOPT_DATA_DIR": str(settings.data_dir),
+        "INFOOPT_DATA_DIR": str(tmp_path / "data"),  # fresh: a worker that loaded NLU would train here
         "INFOOPT_LOG_JSON": "false",
     }
     process = await asyncio.create_subprocess_exec(
@@ -58,6 +58,7 @@ async def test_the_worker_process_delivers_a_queued_reply(
             line = await asyncio.wait_for(process.stdout.readline(), 120)
             assert line, output  # the process ended before it started working
             output += line
+        assert not (tmp_path / "data" / "nlu").exists(), "the worker never parses: it loads no NLU model"
         async with db.transaction(sessions) as session:
             conversation = await open_conversation(session, Channel.WEB, session_id, language="uk")
             enqueue(session, channel=Channel.WEB, recipient=session_id, text="Відповідь консультанта")

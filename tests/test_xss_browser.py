@@ -120,9 +120,13 @@ async def planted(pg_engine: AsyncEngine, redis_url: str, synced_kb: None) -> As
     sessions = db.session_factory(pg_engine)
     redis = Redis.from_url(redis_url)
     async with db.transaction(sessions) as session:
-        await create_user(
-            session, username=NAME, password=DESK_PASSWORD, role=Role.CONSULTANT, office_code=OFFICE
+        user = await create_user(
+            session, username="payload.name", password=DESK_PASSWORD, role=Role.CONSULTANT, office_code=OFFICE
         )
+        # New usernames are letters, digits and . _ - @ only; an account from before that rule (or written
+        # straight into the database) may still carry anything, and every page must show it as text.
+        user.username = NAME
+        session.add(user)
         office = await get_office(session, OFFICE)
         original_note = office.note
         office.note = f"{original_note or ''} {OFFICE_NOTE}".strip()
@@ -183,12 +187,12 @@ async def test_payloads_everywhere_stay_text_in_chromium(
     await person.press("#text", "Enter")
     answer = person.locator("li.bot").last
     await expect(answer).to_have_attribute("data-article", TOPIC)
-    await expect(answer.locator("h3.title")).to_have_text(KB_TITLE)
+    await expect(answer.locator("h2.title")).to_have_text(KB_TITLE)
     await expect(answer).to_contain_text("<img src=x onerror=alert('kb-short')>")
     await answer.locator("button[data-action=full_answer]").click()
     full = person.locator("li.bot").last
     await expect(full).to_have_attribute("data-kind", "full_answer")
-    await expect(full.locator("h2")).to_contain_text("Duties")
+    await expect(full.locator("h2:not(.title)")).to_contain_text("Duties")
     await expect(full).to_contain_text("open the form")
     await watch.assert_inert(person, "the chat's knowledge-base answer")
     await shot(person, "xss-1-chat-answer")
@@ -240,10 +244,10 @@ async def test_payloads_everywhere_stay_text_in_chromium(
 
     # The reply reaches the chat, live and after a reload.
     reply = person.locator("li.bot.consultant").last
-    await expect(reply).to_have_text(REPLY, timeout=20_000)
+    await expect(reply.locator(".text")).to_have_text(REPLY, timeout=20_000)
     await watch.assert_inert(person, "the chat with the consultant's reply")
     await person.reload()
-    await expect(person.locator("li.bot.consultant").last).to_have_text(REPLY)
+    await expect(person.locator("li.bot.consultant").last.locator(".text")).to_have_text(REPLY)
     await expect(
         person.locator("li.person").filter(has_text="<img src=x onerror=alert('typed')")
     ).to_have_count(1)

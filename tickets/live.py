@@ -1,7 +1,8 @@
 """Ticket changes as they happen, across every app worker: Redis pub/sub behind the live queue.
 
 A change is announced only after its transaction commits, so a consultant's page never shows a
-ticket that was rolled back. The same bus wakes outbox workers the moment a reply is queued.
+ticket that was rolled back. Outbox workers are woken the moment a reply is queued, one worker per
+wake-up (a Redis list of tokens).
 """
 
 from __future__ import annotations
@@ -17,12 +18,18 @@ from redis.exceptions import RedisError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.core.db import after_commit
+from infoopt.core.redis_store import is_in_process
 from tickets.models import OutboxJob, Ticket, TicketMessage
 
 log = logging.getLogger(__name__)
 
 TICKETS_CHANNEL = "infoopt:tickets"
-OUTBOX_CHANNEL = "infoopt:outbox"
+OUTBOX_WAKE = "infoopt:outbox:wake"
+# Tokens kept at most: each wakes one worker, and one worker's claim takes everything that is due.
+WAKE_TOKENS = 8
+# A worker's blocking wait for a token, renewed: shorter than the client's socket timeout (redis-py's
+# default is 5 s), which would otherwise end the wait with an error.
+WAKE_WAIT_SECONDS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +94,17 @@ class TicketFeed:
             log.warning("tickets.feed_unavailable", extra={"error": str(error)})
 
     async def wake_outbox(self) -> None:
+        """Wake one outbox worker: this process's own, and a token for one worker elsewhere (a list, not
+        pub/sub, so that a job wakes one worker rather than all of them to race for it)."""
         for wake in self.local_wakeups:
             wake()
+        if is_in_process(self.redis):  # one process: its workers are woken above
+            return
         try:
-            await self.redis.publish(OUTBOX_CHANNEL, "1")
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.lpush(OUTBOX_WAKE, "1")
+                pipe.ltrim(OUTBOX_WAKE, 0, WAKE_TOKENS - 1)
+                await pipe.execute()
         except RedisError as error:  # workers poll as well
             log.warning("outbox.wake_unavailable", extra={"error": str(error)})
 
@@ -112,17 +126,19 @@ class TicketFeed:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def outbox_wakeups(self, wake: Callable[[], None]) -> None:
-        """Call `wake` whenever any process queues an outbox job (until cancelled)."""
+        """Call `wake` for each wake-up token this worker takes (until cancelled); each token wakes one
+        worker, whichever is waiting first."""
+        if is_in_process(self.redis):  # one process: `local_wakeups` reach its workers
+            return
+        task = asyncio.current_task()
         while True:
             try:
-                pubsub = self.redis.pubsub()
-                await pubsub.subscribe(OUTBOX_CHANNEL)
-                try:
-                    async for message in pubsub.listen():
-                        if message.get("type") == "message":
-                            wake()
-                finally:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                taken = await self.redis.brpop([OUTBOX_WAKE], timeout=WAKE_WAIT_SECONDS)
+                if task is not None and task.cancelling():
+                    # redis-py's read timeout can swallow a cancellation that lands while it waits
+                    raise asyncio.CancelledError
+                if taken:
+                    wake()
             except RedisError as error:
                 log.warning("outbox.wakeups_unavailable", extra={"error": str(error)})
                 await asyncio.sleep(5)

@@ -1,14 +1,17 @@
 """The outbox: messages to people, stored with what caused them, delivered by workers that share it safely.
 
 A job is written in the same transaction as the reply it carries, so a reply is never stored without
-its delivery or sent without being stored. Workers claim due jobs one at a time with a conditional
-UPDATE (on PostgreSQL also skipping rows another worker has locked), so no job is taken twice.
+its delivery or sent without being stored. A worker claims a batch of due jobs in one statement
+(`WITH due AS MATERIALIZED (SELECT … LIMIT n FOR UPDATE SKIP LOCKED) UPDATE … WHERE id IN due
+RETURNING …`: on PostgreSQL two workers take different jobs and neither waits for the other; SQLite
+has one writer at a time), so no job is taken twice.
 
 Each channel registers a `Deliverer`. A *transactional* one (the web chat: the message is a row in
 the person's conversation) delivers inside the claiming transaction, so it happens exactly once. Any
-other (Telegram, SMS) sends over the network under a lease; if the worker dies mid-send, the lease
-expires and the job is marked `unconfirmed` for a consultant to resend, never silently sent twice.
-Failures are retried with exponential backoff (or the channel's own `retry_after`).
+other (Telegram, SMS) sends over the network under a lease, the batch side by side within the
+channel's own limits; if the worker dies mid-send, the lease expires and the job is marked
+`unconfirmed` for a consultant to resend, never silently sent twice. Failures are retried with
+exponential backoff (or the channel's own `retry_after`).
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -39,6 +43,7 @@ MAX_ATTEMPTS = 8
 LEASE = timedelta(seconds=60)
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 15 * 60.0
+BATCH = 50  # jobs a worker claims at once
 
 
 class DeliveryFailed(Exception):
@@ -64,8 +69,28 @@ class NotResendable(DomainError):
     code = "wrong_state"
 
 
+class NotYet(Exception):
+    """The channel's sending rate is spoken for further ahead than a lease should wait: the job goes back
+    to the outbox for later, and this does not count as an attempt."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the channel's rate is used up for {seconds:.1f} s")
+        self.seconds = seconds
+
+
+# What came of one attempt: None delivered, else why not.
+Outcome = DeliveryFailed | NotYet | None
+# One job's sending, prepared: it touches only the network, so a batch's sendings run side by side.
+Sending = Callable[[], Awaitable[None]]
+
+
 class Deliverer(Protocol):
-    """Sends outbox jobs on one channel; implemented by each channel and registered by the wiring."""
+    """Sends outbox jobs on one channel; implemented by each channel and registered by the wiring.
+
+    A network channel may also offer `prepare(session, jobs) -> list[Sending]`: it reads what the jobs
+    need on `session` (one after another) and returns each job's sending, which the outbox runs side
+    by side. Without it, each job's `deliver` runs side by side with a session of its own.
+    """
 
     channel: Channel
     # True: `deliver` writes only to the database session it is given (exactly-once by transaction).
@@ -116,21 +141,12 @@ async def _mark_message(session: AsyncSession, job: OutboxJob, delivery: Deliver
     )
 
 
-async def _take(session: AsyncSession, job_id: int, now: datetime, lease_until: datetime) -> bool:
-    result = await session.exec(
-        update(OutboxJob)
-        .where(col(OutboxJob.id) == job_id, col(OutboxJob.status) == OutboxStatus.PENDING)
-        .values(status=OutboxStatus.SENDING, lease_until=lease_until, attempts=col(OutboxJob.attempts) + 1)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)
-
-
-async def _settle(
-    session: AsyncSession, job: OutboxJob, error: DeliveryFailed | None, now: datetime
-) -> OutboxStatus:
+async def _settle(session: AsyncSession, job: OutboxJob, error: Outcome, now: datetime) -> OutboxStatus:
     """Record the outcome of one attempt on the job and on the ticket message it carries."""
-    if error is None:
+    if isinstance(error, NotYet):  # not an attempt: the channel had no room for it yet
+        job.status, job.lease_until, job.attempts = OutboxStatus.PENDING, None, max(0, job.attempts - 1)
+        job.next_attempt_at = now + timedelta(seconds=error.seconds)
+    elif error is None:
         job.status, job.sent_at, job.lease_until, job.last_error = OutboxStatus.SENT, now, None, None
         await _mark_message(session, job, Delivery.SENT, None)
     elif error.permanent or job.attempts >= MAX_ATTEMPTS:
@@ -210,102 +226,259 @@ class DrainReport:
     def handled(self) -> int:
         return self.sent + self.retried + self.failed
 
+    @classmethod
+    def of(cls, statuses: list[OutboxStatus | None], recovered: int) -> DrainReport:
+        return cls(
+            sent=statuses.count(OutboxStatus.SENT),
+            retried=statuses.count(OutboxStatus.PENDING),
+            failed=statuses.count(OutboxStatus.FAILED),
+            recovered=recovered,
+        )
+
 
 Settled = Callable[[AsyncSession, OutboxJob], Awaitable[None]]
+
+
+async def recover(
+    sessions: async_sessionmaker[AsyncSession], deliverers: Mapping[Channel, Deliverer], *, now: datetime
+) -> int:
+    """`recover_expired` in a transaction of its own; how many jobs it re-marked."""
+    transactional = {channel for channel, deliverer in deliverers.items() if deliverer.transactional}
+    async with db.transaction(sessions) as session:
+        return await recover_expired(session, transactional, now=now)
+
+
+def _claiming() -> Any:
+    """The claim statement, built once: SQLAlchemy then also computes its cache key only once."""
+    due = (
+        select(OutboxJob.id)
+        .where(
+            OutboxJob.status == OutboxStatus.PENDING,
+            col(OutboxJob.next_attempt_at) <= bindparam("now"),
+            col(OutboxJob.channel).in_(bindparam("channels", expanding=True)),
+        )
+        .order_by(col(OutboxJob.next_attempt_at), col(OutboxJob.id))
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+        # Materialised: taken once. Inside a plain `IN (…)` PostgreSQL may run it again for each row it
+        # updates, and each run skips what the earlier ones just took: the LIMIT would not hold.
+        .cte("due")
+        .prefix_with("MATERIALIZED")
+    )
+    refused = (
+        select(col(Conversation.blocked_at).is_not(None))
+        .where(
+            col(Conversation.channel) == OutboxJob.channel,
+            col(Conversation.external_id) == OutboxJob.recipient,
+        )
+        .correlate(OutboxJob)
+        .scalar_subquery()
+    )
+    return (
+        update(OutboxJob)
+        .where(col(OutboxJob.id).in_(select(due.c.id)), col(OutboxJob.status) == OutboxStatus.PENDING)
+        .values(
+            status=OutboxStatus.SENDING,
+            lease_until=bindparam("lease_until"),
+            attempts=col(OutboxJob.attempts) + 1,
+        )
+        .returning(OutboxJob, refused)
+    )
+
+
+_CLAIM = _claiming()
+# Every success of a batch at once, if the job is still under this batch's lease.
+_SENT = (
+    update(OutboxJob)
+    .where(
+        col(OutboxJob.id).in_(bindparam("ids", expanding=True)),
+        col(OutboxJob.status) == OutboxStatus.SENDING,
+        col(OutboxJob.lease_until) == bindparam("lease"),
+    )
+    .values(status=OutboxStatus.SENT, sent_at=bindparam("now"), lease_until=None, last_error=None)
+    .returning(col(OutboxJob.id))
+    .execution_options(synchronize_session=False)
+)
+
+
+async def claim(
+    session: AsyncSession, channels: list[Channel], *, now: datetime, lease_until: datetime, limit: int
+) -> list[tuple[OutboxJob, bool]]:
+    """Take up to `limit` due jobs in one statement, oldest due first, each with whether its recipient
+    refused the channel for good. On PostgreSQL rows another worker is taking are skipped, not waited
+    for; SQLite has one writer at a time, so the same statement needs no locking clause there."""
+    parameters = {"now": now, "channels": channels, "limit": limit, "lease_until": lease_until}
+    rows = (await session.exec(_CLAIM, params=parameters)).all()
+    claimed = [(job, bool(blocked)) for job, blocked in rows]
+    return sorted(claimed, key=lambda row: (row[0].next_attempt_at, row[0].id or 0))
 
 
 async def drain(
     sessions: async_sessionmaker[AsyncSession],
     deliverers: Mapping[Channel, Deliverer],
     *,
-    batch: int = 50,
+    batch: int = BATCH,
     now: Callable[[], datetime] = utcnow,
     settled: Settled | None = None,
+    recover_first: bool = True,
 ) -> DrainReport:
-    """Deliver what is due now, one job per transaction; safe to run in several workers at once."""
-    transactional = {channel for channel, deliverer in deliverers.items() if deliverer.transactional}
+    """Deliver up to `batch` jobs due now: claimed in one statement, a network channel's sent side by side
+    and settled together. Safe to run in several workers at once. `recover_first`: mark the jobs of a
+    worker that died mid-send first (`OutboxWorker` does that on a timer instead)."""
+    recovered = await recover(sessions, deliverers, now=now()) if recover_first else 0
+    lease_until = now() + LEASE
+    statuses: list[OutboxStatus | None] = []
+    network: list[OutboxJob] = []
     async with db.transaction(sessions) as session:
-        recovered = await recover_expired(session, transactional, now=now())
-    async with sessions() as session:
-        due = (
-            await session.exec(
-                select(OutboxJob.id)
-                .where(
-                    OutboxJob.status == OutboxStatus.PENDING,
-                    col(OutboxJob.next_attempt_at) <= now(),
-                    col(OutboxJob.channel).in_(list(deliverers)),
+        claimed = await claim(session, list(deliverers), now=now(), lease_until=lease_until, limit=batch)
+        for job, refused in claimed:
+            deliverer = deliverers[job.channel]
+            if refused:  # they blocked the bot: nothing more is tried until they write again
+                outcome = DeliveryFailed("the person blocked the bot", permanent=True)
+                statuses.append(await _settle(session, job, outcome, now()))
+            elif deliverer.transactional:
+                statuses.append(
+                    await _settle(session, job, await _deliver_here(session, deliverer, job), now())
                 )
-                .order_by(col(OutboxJob.next_attempt_at), col(OutboxJob.id))
-                .limit(batch)
-            )
-        ).all()
-    counts = {OutboxStatus.SENT: 0, OutboxStatus.PENDING: 0, OutboxStatus.FAILED: 0}
-    for job_id in due:
-        assert job_id is not None
-        status = await _deliver_one(sessions, deliverers, job_id, now, settled)
-        if status in counts:
-            counts[status] += 1
-    return DrainReport(
-        sent=counts[OutboxStatus.SENT],
-        retried=counts[OutboxStatus.PENDING],
-        failed=counts[OutboxStatus.FAILED],
-        recovered=recovered,
-    )
-
-
-async def _deliver_one(
-    sessions: async_sessionmaker[AsyncSession],
-    deliverers: Mapping[Channel, Deliverer],
-    job_id: int,
-    now: Callable[[], datetime],
-    settled: Settled | None = None,
-) -> OutboxStatus | None:
-    """Claim one job and deliver it; None when another worker got it first."""
-    async with db.transaction(sessions) as session:
-        # SKIP LOCKED: a job another worker is delivering is passed over instead of waited for.
-        locked = (
-            await session.exec(
-                select(OutboxJob.id).where(col(OutboxJob.id) == job_id).with_for_update(skip_locked=True)
-            )
-        ).first()
-        if locked is None or not await _take(session, job_id, now(), now() + LEASE):
-            return None
-        job = await session.get(OutboxJob, job_id, populate_existing=True)
-        assert job is not None
-        deliverer = deliverers[job.channel]
-        if deliverer.transactional:
-            try:
-                async with session.begin_nested():
-                    await deliverer.deliver(session, job)
-                error = None
-            except DeliveryFailed as failure:
-                error = failure
-            status = await _settle(session, job, error, now())
+            else:
+                network.append(job)
+                continue
             if settled:
                 await settled(session, job)
-            return status
-    # A network channel: the lease is committed; send outside any transaction, then record the outcome.
+    # The network channels' leases are committed: send outside any transaction, then record the outcomes.
+    if network:
+        outcomes = await _send(sessions, deliverers, network)
+        async with db.transaction(sessions) as session:
+            statuses += await _settle_sent(session, outcomes, lease_until, now(), settled)
+    return DrainReport.of(statuses, recovered)
+
+
+async def _deliver_here(session: AsyncSession, deliverer: Deliverer, job: OutboxJob) -> Outcome:
+    """A transactional channel's delivery, inside the claiming transaction (a savepoint per job, so one
+    job's failure undoes only its own writes)."""
     try:
-        async with sessions() as reading:
-            await deliverer.deliver(reading, job)
-        error = None
+        async with session.begin_nested():
+            await deliverer.deliver(session, job)
     except DeliveryFailed as failure:
-        error = failure
+        return failure
+    except Exception as unexpected:  # a bug: this job retries, visibly; the others go ahead
+        log.exception("outbox.deliver_crashed", extra={"job": job.id})
+        return DeliveryFailed(f"{type(unexpected).__name__}: {unexpected}")
+    return None
+
+
+async def _send(
+    sessions: async_sessionmaker[AsyncSession],
+    deliverers: Mapping[Channel, Deliverer],
+    jobs: list[OutboxJob],
+) -> list[tuple[OutboxJob, Outcome]]:
+    """Prepare each channel's jobs on one reading session, then send them all side by side."""
+    ordered: list[OutboxJob] = []
+    sendings: list[Sending] = []
+    async with sessions() as reading:
+        for channel in dict.fromkeys(job.channel for job in jobs):
+            group = [job for job in jobs if job.channel == channel]
+            ordered += group
+            sendings += await _prepare(sessions, reading, deliverers[channel], group)
+    outcomes = await asyncio.gather(
+        *(_attempt(job, send) for job, send in zip(ordered, sendings, strict=True))
+    )
+    return list(zip(ordered, outcomes, strict=True))
+
+
+async def _prepare(
+    sessions: async_sessionmaker[AsyncSession],
+    reading: AsyncSession,
+    deliverer: Deliverer,
+    jobs: list[OutboxJob],
+) -> list[Sending]:
+    """Each job's sending: from the channel's `prepare` when it has one; otherwise its plain `deliver`
+    with a session of its own (opened only if it reads)."""
+    prepare: Callable[[AsyncSession, list[OutboxJob]], Awaitable[list[Sending]]] | None = getattr(
+        deliverer, "prepare", None
+    )
+    if prepare is None:
+        return [partial(_deliver_alone, sessions, deliverer, job) for job in jobs]
+    try:
+        return await prepare(reading, jobs)
+    except Exception as unexpected:  # a bug: these jobs retry, visibly
+        log.exception("outbox.prepare_crashed", extra={"jobs": [job.id for job in jobs]})
+        return [partial(_fail, DeliveryFailed(f"{type(unexpected).__name__}: {unexpected}")) for _ in jobs]
+
+
+async def _deliver_alone(
+    sessions: async_sessionmaker[AsyncSession], deliverer: Deliverer, job: OutboxJob
+) -> None:
+    async with sessions() as own:
+        await deliverer.deliver(own, job)
+
+
+async def _fail(failure: DeliveryFailed) -> None:
+    raise failure
+
+
+async def _attempt(job: OutboxJob, send: Sending) -> Outcome:
+    try:
+        await send()
+    except (DeliveryFailed, NotYet) as outcome:
+        return outcome
     except Exception as unexpected:  # a bug or an unknown network error: retry, visibly
-        log.exception("outbox.deliver_crashed", extra={"job": job_id})
-        error = DeliveryFailed(f"{type(unexpected).__name__}: {unexpected}")
-    async with db.transaction(sessions) as session:
-        fresh = await session.get(OutboxJob, job_id, populate_existing=True)
-        if fresh is None or fresh.status is not OutboxStatus.SENDING:
-            return None  # the lease expired and the job was re-marked meanwhile
-        status = await _settle(session, fresh, error, now())
+        log.exception("outbox.deliver_crashed", extra={"job": job.id})
+        return DeliveryFailed(f"{type(unexpected).__name__}: {unexpected}")
+    return None
+
+
+async def _settle_sent(
+    session: AsyncSession,
+    outcomes: list[tuple[OutboxJob, Outcome]],
+    lease_until: datetime,
+    now: datetime,
+    settled: Settled | None,
+) -> list[OutboxStatus | None]:
+    """Record a batch's outcomes: every success in one statement (and one for the ticket messages they
+    carry), each failure on its own. A job whose lease ran out meanwhile was re-marked by
+    `recover_expired` and is left as it is (None)."""
+    mine = (
+        col(OutboxJob.status) == OutboxStatus.SENDING,
+        col(OutboxJob.lease_until) == lease_until,
+    )
+    statuses: list[OutboxStatus | None] = []
+    sent = [job for job, outcome in outcomes if outcome is None]
+    if sent:
+        parameters = {"ids": [job.id for job in sent], "lease": lease_until, "now": now}
+        done = {job_id for (job_id,) in await session.exec(_SENT, params=parameters)}
+        carried = [job.ticket_message_id for job in sent if job.id in done and job.ticket_message_id]
+        if carried:
+            await session.exec(
+                update(TicketMessage)
+                .where(col(TicketMessage.id).in_(carried))
+                .values(delivery=Delivery.SENT, delivery_error=None)
+                .execution_options(synchronize_session=False)
+            )
+        for job in sent:
+            if job.id not in done:
+                statuses.append(None)
+                continue
+            job.status, job.sent_at, job.lease_until, job.last_error = OutboxStatus.SENT, now, None, None
+            statuses.append(OutboxStatus.SENT)
+            if settled:
+                await settled(session, job)
+    for job, outcome in outcomes:
+        if outcome is None:
+            continue
+        fresh = (await session.exec(select(OutboxJob).where(col(OutboxJob.id) == job.id, *mine))).first()
+        if fresh is None:
+            statuses.append(None)
+            continue
+        statuses.append(await _settle(session, fresh, outcome, now))
         if settled:
             await settled(session, fresh)
-        return status
+    return statuses
 
 
 class OutboxWorker:
-    """Drains the outbox until stopped: woken right after a commit that queued a job, polling meanwhile."""
+    """Drains the outbox until stopped: woken right after a commit that queued a job, polling meanwhile,
+    and marking the jobs of workers that died mid-send every half lease."""
 
     def __init__(
         self,
@@ -313,12 +486,14 @@ class OutboxWorker:
         deliverers: Mapping[Channel, Deliverer],
         *,
         poll_seconds: float = 2.0,
+        batch: int = BATCH,
         settled: Settled | None = None,
     ) -> None:
         self._sessions = sessions  # looked up each round: tests swap in a rolled-back transaction
         self.deliverers = deliverers
         self.settled = settled  # told of every outcome (the live thread shows delivery status)
         self.poll_seconds = poll_seconds
+        self.batch = batch
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -328,26 +503,47 @@ class OutboxWorker:
         self, wakeups: Callable[[Callable[[], None]], Coroutine[Any, Any, None]] | None = None
     ) -> None:
         """Loop forever; `wakeups` (if given) calls `wake` whenever another process queued a job."""
-        listener = asyncio.create_task(wakeups(self.wake)) if wakeups else None
+        background = [asyncio.create_task(self.recover_every(LEASE.total_seconds() / 2))]
+        if wakeups:
+            background.append(asyncio.create_task(wakeups(self.wake)))
         try:
             while True:
+                self._wake.clear()  # a job queued from here on wakes the next wait
                 try:
-                    report = await drain(self._sessions(), self.deliverers, settled=self.settled)
-                    if report.handled or report.recovered:
+                    report = await drain(
+                        self._sessions(),
+                        self.deliverers,
+                        batch=self.batch,
+                        settled=self.settled,
+                        recover_first=False,
+                    )
+                    if report.handled:
                         log.info(
                             "outbox.drained",
                             extra={"sent": report.sent, "retried": report.retried, "failed": report.failed},
                         )
-                        if report.handled:
-                            continue  # more may be due right away
+                    if report.handled >= self.batch:
+                        continue  # a full batch: more are likely due right away
+                    # Otherwise wait: a job queued meanwhile has already left a wake-up for some worker.
                 except Exception:  # the database away for a moment: keep the worker alive, try again
                     log.exception("outbox.drain_failed")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-                self._wake.clear()
         finally:
-            if listener:
-                listener.cancel()
+            for task in background:
+                task.cancel()
+
+    async def recover_every(self, seconds: float) -> None:
+        """`recover` on a timer: a lease runs out on its own clock, not when a job is queued."""
+        while True:
+            try:
+                recovered = await recover(self._sessions(), self.deliverers, now=utcnow())
+                if recovered:
+                    log.info("outbox.recovered", extra={"jobs": recovered})
+                    self.wake()
+            except Exception:  # the database away for a moment: try again next round
+                log.exception("outbox.recover_failed")
+            await asyncio.sleep(seconds)
 
 
 async def purge_jobs(session: AsyncSession, *, sent_before: datetime, any_before: datetime) -> int:

@@ -318,8 +318,7 @@ async def reply(
 ) -> Response:
     async def work() -> str:
         actor = actor_of(staff)
-        ticket = await service.get_ticket(session, actor, ticket_id)
-        recipient = await service.recipient_of(session, ticket)
+        ticket, recipient = await service.ticket_and_recipient(session, actor, ticket_id)
         message = await service.reply_to_person(session, actor, ticket_id, text, recipient=recipient)
         desk.feed.announce(session, ticket, "replied", outbox=True)
         return f"/staff/tickets/{ticket_id}?sent={message.id}"
@@ -375,8 +374,7 @@ async def resolve(
 ) -> Response:
     async def work() -> str:
         actor = actor_of(staff)
-        ticket = await service.get_ticket(session, actor, ticket_id)
-        recipient = await service.recipient_of(session, ticket)
+        ticket, recipient = await service.ticket_and_recipient(session, actor, ticket_id)
         notice = desk.resolved_notice(ticket.language, ticket.number)
         ticket = await service.resolve_ticket(session, actor, ticket_id, recipient=recipient, notice=notice)
         desk.feed.announce(session, ticket, "resolved", outbox=True)

@@ -26,7 +26,15 @@ from tickets.conversations import export_person
 from tickets.live import TicketChange, TicketFeed
 from tickets.models import ACTIVE_STATUSES, Conversation, Ticket, TicketPriority, TicketStatus
 from tickets.outbox import resend
-from tickets.service import MAX_REASON_CHARS, MAX_REPLY_CHARS, TEXT_PATTERN, Actor, PersonNotice, QueueFilter
+from tickets.service import (
+    MAX_REASON_CHARS,
+    MAX_REPLY_CHARS,
+    TEXT_PATTERN,
+    Actor,
+    PersonNotice,
+    QueueFilter,
+    QueueTicket,
+)
 
 api = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
 
@@ -106,7 +114,7 @@ class TicketOut(BaseModel):
     description: str
 
 
-def ticket_out(ticket: Ticket, assignee: str | None, now: datetime) -> TicketOut:
+def ticket_out(ticket: Ticket | QueueTicket, assignee: str | None, now: datetime) -> TicketOut:
     assert ticket.id is not None
     return TicketOut(
         id=ticket.id,
@@ -129,7 +137,7 @@ def ticket_out(ticket: Ticket, assignee: str | None, now: datetime) -> TicketOut
     )
 
 
-def sla_breached(ticket: Ticket, now: datetime) -> bool:
+def sla_breached(ticket: Ticket | QueueTicket, now: datetime) -> bool:
     if ticket.sla_due_at is None:
         return False
     answered = ticket.first_response_at
@@ -353,8 +361,7 @@ async def reply(
     """Answer the person (you must hold the ticket); delivered to their channel by the outbox."""
     check_api_csrf(staff, request)
     actor = actor_of(staff)
-    ticket = await service.get_ticket(session, actor, ticket_id)
-    recipient = await service.recipient_of(session, ticket)
+    ticket, recipient = await service.ticket_and_recipient(session, actor, ticket_id)
     message = await service.reply_to_person(session, actor, ticket_id, body.text, recipient=recipient)
     services.feed.announce(session, ticket, "replied", outbox=True)
     return _message_out(message, staff.username)
@@ -408,8 +415,7 @@ async def resolve(
     """Mark the ticket resolved; the person is asked to rate the help (a reply within 7 days reopens it)."""
     check_api_csrf(staff, request)
     actor = actor_of(staff)
-    ticket = await service.get_ticket(session, actor, ticket_id)
-    recipient = await service.recipient_of(session, ticket)
+    ticket, recipient = await service.ticket_and_recipient(session, actor, ticket_id)
     ticket = await service.resolve_ticket(
         session,
         actor,

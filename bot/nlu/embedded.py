@@ -24,11 +24,13 @@ from bot.nlu.engine import IntentScore, NluResult, NluUnavailable
 from bot.nlu.entities import extract
 from bot.nlu.scoring import FastScorer
 from bot.nlu.speech import prepare as normalise
+from bot.nlu.speech import skeleton
 from bot.nlu.training_data import Example, cached_model, fingerprint, load_examples
 
 log = logging.getLogger(__name__)
 
-MODEL_VERSION = "embedded-4"  # 4: text prepared by bot.nlu.speech (speech-to-text quirks folded)
+# 4: text prepared by bot.nlu.speech (speech-to-text quirks folded); 5: the skeleton view (translit)
+MODEL_VERSION = "embedded-5"
 
 
 def build_pipeline() -> Pipeline:
@@ -36,6 +38,14 @@ def build_pipeline() -> Pipeline:
     features = FeatureUnion(
         [
             ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=1)),
+            # The same text in the spelling Cyrillic and chat transliteration share (bot.nlu.speech):
+            # "chy mozhna prodovzhyty" meets the training examples written "чи можна продовжити".
+            (
+                "skeleton",
+                TfidfVectorizer(
+                    analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, preprocessor=skeleton
+                ),
+            ),
             (
                 "words",
                 TfidfVectorizer(

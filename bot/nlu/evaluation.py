@@ -1,5 +1,5 @@
 """Measuring an engine on held-out data in Rasa's test format: accuracy, per-intent P/R/F1,
-the most confused pairs, and everything per language."""
+the most confused pairs, everything per language, and what a person gets under a decision policy."""
 
 from __future__ import annotations
 
@@ -12,12 +12,23 @@ from pathlib import Path
 
 import yaml
 
+from bot.conversation import DecisionPolicy, decide
 from bot.nlu.engine import NluResult
 from bot.nlu.training_data import examples_of, strip_entity_markup
+from bot.replies import ReplyKind
 
 OUT_OF_SCOPE = "out_of_scope"
 _LANGUAGE_COMMENT = re.compile(r"^#\s*lang(?:uage)?:\s*(pl|uk|ru|en)\b", re.IGNORECASE)
 _INTENT_LINE = re.compile(r"^-\s*intent:\s*(\S+)")
+
+
+# What a person gets for one message under a decision policy, in the order the tables show them.
+ANSWERED_RIGHT = "answered right"
+ANSWERED_WRONG = "answered wrong"
+ASKED_BACK_RIGHT = "asked back, right topic offered"
+ASKED_BACK_MISSING = "asked back, right topic missing"
+NOT_UNDERSTOOD = "out of scope / not understood"
+OUTCOMES = (ANSWERED_RIGHT, ANSWERED_WRONG, ASKED_BACK_RIGHT, ASKED_BACK_MISSING, NOT_UNDERSTOOD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +81,8 @@ class Report:
     per_language: dict[str, tuple[int, int]]
     out_of_scope_rejected: tuple[int, int]
     latencies_ms: list[float] = field(default_factory=list)
+    # Per language, how many messages ended in each of OUTCOMES (empty when measured without a policy).
+    outcomes: dict[str, Counter[str]] = field(default_factory=dict)
 
     @property
     def accuracy(self) -> float:
@@ -89,12 +102,34 @@ class Report:
         rejected, total = self.out_of_scope_rejected
         return rejected / total if total else 0.0
 
+    def outcome_share(self, outcome: str, language: str | None = None) -> float:
+        """The share of the messages (of one language, or all) that ended in `outcome`."""
+        counts = [self.outcomes.get(language, Counter())] if language else list(self.outcomes.values())
+        total = sum(sum(count.values()) for count in counts)
+        return sum(count[outcome] for count in counts) / total if total else 0.0
+
     def percentile_ms(self, q: float) -> float:
         if not self.latencies_ms:
             return 0.0
         ordered = sorted(self.latencies_ms)
         index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
         return ordered[index]
+
+
+def outcome(gold: str, result: NluResult, policy: DecisionPolicy) -> str:
+    """What the person who wrote a message labelled `gold` gets under `policy`: one of OUTCOMES.
+
+    Asking back counts as right-topic-offered when the gold topic is among the choices; turning an
+    out-of-scope question away is the right answer to it.
+    """
+    decision = decide(result, policy)
+    if decision.kind is ReplyKind.CLARIFY:
+        offered = {topic.name for topic in decision.topics}
+        return ASKED_BACK_RIGHT if gold in offered else ASKED_BACK_MISSING
+    if decision.kind in (ReplyKind.FALLBACK, ReplyKind.OUT_OF_SCOPE):
+        return ANSWERED_RIGHT if gold == OUT_OF_SCOPE else NOT_UNDERSTOOD
+    chosen = decision.topics[0].name if decision.topics else decision.intent
+    return ANSWERED_RIGHT if chosen == gold else ANSWERED_WRONG
 
 
 def predicted_label(result: NluResult) -> str:
@@ -107,8 +142,9 @@ def score(
     examples: Sequence[LabelledExample],
     predictions: Sequence[str],
     latencies_ms: Sequence[float] = (),
+    outcomes: Sequence[str] = (),
 ) -> Report:
-    """Compare predictions with the labels."""
+    """Compare predictions with the labels; `outcomes` (one per example, if given) are tallied per language."""
     pairs = list(zip((e.intent for e in examples), predictions, strict=True))
     labels = sorted({gold for gold, _ in pairs} | {pred for _, pred in pairs})
     true_positive: Counter[str] = Counter()
@@ -146,7 +182,16 @@ def score(
         per_language={language: (v[0], v[1]) for language, v in sorted(per_language.items())},
         out_of_scope_rejected=(oos[0], oos[1]),
         latencies_ms=list(latencies_ms),
+        outcomes=tally_outcomes(examples, outcomes) if outcomes else {},
     )
+
+
+def tally_outcomes(examples: Sequence[LabelledExample], outcomes: Sequence[str]) -> dict[str, Counter[str]]:
+    """How many messages of each language ended in each outcome."""
+    tally: dict[str, Counter[str]] = defaultdict(Counter)
+    for example, ended in zip(examples, outcomes, strict=True):
+        tally[example.language or "?"][ended] += 1
+    return dict(sorted(tally.items()))
 
 
 async def evaluate(
@@ -155,22 +200,23 @@ async def evaluate(
     examples: Sequence[LabelledExample],
     *,
     label: Callable[[NluResult], str] = predicted_label,
-    observe: Callable[[LabelledExample, NluResult], None] | None = None,
+    policy: DecisionPolicy | None = None,
 ) -> Report:
     """Parse every example with `parse` and score the results, timing each parse.
 
-    `observe` sees every example with its result, for measures beyond top-1 (the benchmark's outcomes).
+    With a `policy`, the report also counts what each person would get under it (`outcome`).
     """
     predictions: list[str] = []
     latencies: list[float] = []
+    outcomes: list[str] = []
     for example in examples:
         started = time.perf_counter()
         result = await parse(example.text)
         latencies.append((time.perf_counter() - started) * 1000)
         predictions.append(label(result))
-        if observe is not None:
-            observe(example, result)
-    return score(name, examples, predictions, latencies)
+        if policy is not None:
+            outcomes.append(outcome(example.intent, result, policy))
+    return score(name, examples, predictions, latencies, outcomes)
 
 
 def render(report: Report, *, confusions: int = 15, per_intent: bool = True) -> str:
@@ -187,6 +233,8 @@ def render(report: Report, *, confusions: int = 15, per_intent: bool = True) -> 
         lines.append(
             f"parse latency: p50 {report.percentile_ms(50):.2f} ms, p99 {report.percentile_ms(99):.2f} ms"
         )
+    if report.outcomes:
+        lines += ["", *render_outcomes(report)]
     if per_intent:
         lines += ["", f"{'intent':42s} {'prec':>6s} {'recall':>6s} {'f1':>6s} {'n':>5s}"]
         for intent, s in sorted(report.per_intent.items()):
@@ -195,3 +243,27 @@ def render(report: Report, *, confusions: int = 15, per_intent: bool = True) -> 
     for gold, guess, count in report.confusions[:confusions]:
         lines.append(f"  {count:3d}  {gold} -> {guess}")
     return "\n".join(lines)
+
+
+def render_outcomes(report: Report) -> list[str]:
+    """What a person gets, per language and for all: one row per language, one column per outcome."""
+    lines = ["what a person gets under the decision policy (share of the messages):"]
+    lines.append(f"  {'':4s} {'n':>5s}  " + "  ".join(f"{name:>{len(name)}s}" for name in OUTCOMES))
+    for language in [*report.outcomes, None]:
+        total = sum(report.outcomes[language].values()) if language else report.total
+        shares = "  ".join(f"{report.outcome_share(name, language):>{len(name)}.3f}" for name in OUTCOMES)
+        lines.append(f"  {language or 'all':4s} {total:5d}  {shares}")
+    return lines
+
+
+def outcome_shortfalls(report: Report, min_answered_right: float, max_answered_wrong: float) -> list[str]:
+    """The languages where fewer messages were answered right, or more answered wrong, than allowed."""
+    failures: list[str] = []
+    for language in report.outcomes:
+        right = report.outcome_share(ANSWERED_RIGHT, language)
+        wrong = report.outcome_share(ANSWERED_WRONG, language)
+        if right < min_answered_right:
+            failures.append(f"{language} answered right {right:.3f} < {min_answered_right}")
+        if wrong > max_answered_wrong:
+            failures.append(f"{language} answered wrong {wrong:.3f} > {max_answered_wrong}")
+    return failures

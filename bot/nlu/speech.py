@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from knowledge_base.text import fold
+from knowledge_base.text import fold, to_latin
 
 # Punctuation around a word: the word lists below are matched without it ("halo," is "halo"), but the
 # text keeps it, since typed questions carry it and the classifier was measured better with it.
@@ -36,7 +36,7 @@ _FILLER = re.compile(
 # "like", "so", "well" stay: they carry meaning in typed English too.
 _DISCOURSE = frozenset({"ну", "ось", "вот", "короче", "знаете", "знаєте"})
 
-# The phone preamble: greetings and "hello" said into the line before the question ("halo halo dzień
+# The preamble: greetings and "hello" said into the line before the question ("halo halo dzień
 # dobry", "алло здравствуйте", "hello hi good morning"). Only a leading run of them is dropped, and only
 # when a question of at least `_QUESTION_WORDS_AT_LEAST` words follows; otherwise the message is a
 # greeting ("dzień dobry, mam pytanie") and keeps its words.
@@ -46,6 +46,10 @@ _PREAMBLE = re.compile(
     r"|hello|hi|hey|good (?:morning|afternoon|evening|day)"  # English
     r"|алло|ало|альо|алле|алё|здравствуйте|здрасте|здрастуйте|привіт|привет|вітаю"  # Ukrainian, Russian
     r"|(?:добрий|доброго|добрый|доброе) (?:день|дня|ранку|утро|вечір|вечер)"
+    # The salutation of a formal letter (issue 15): "Szanowni Państwo", "Dear Sir or Madam", "To whom it
+    # may concern", "Уважаемые господа", "Шановні пані та панове".
+    r"|szanown[iay] (?:panstwo|pani|panie)|dear (?:sir or madam|sir|madam|sirs)|to whom it may concern"
+    r"|(?:уважаемые|шановні) (?:господа|пані та панове|панове|дами и господа)"
     r")(?=\W|$)\W*)+"
 )
 _QUESTION_WORDS_AT_LEAST = 4
@@ -161,3 +165,33 @@ def prepare(text: str) -> str:
     for pattern, canonical in _MISHEARINGS:
         prepared = pattern.sub(canonical, prepared)
     return prepared
+
+
+# The skeleton: a second, lossy spelling that Cyrillic and chat transliteration share. Ukrainian and
+# Russian typed in Latin letters follow no one standard: "pratsiuiu", "pratsyuyu" and "pracuju" are all
+# "працюю", "zajavu" and "zaiavu" are "заяву". `knowledge_base.text.to_latin` spells Cyrillic in Latin letters (the common scheme of the
+# Ukrainian national romanisation, KMU 2010, and of Russian passport romanisation); the rules below
+# then fold the variants chat users write to one form: i/y/j (и, і, ы, й, ї) are one letter, г/х
+# written g, h, kh or ch are one, ц written c, ts or tz is one, Polish digraphs (sz, cz, rz, w) take
+# their Cyrillic-romanised spelling. Polish, English and Cyrillic text all pass through it, so a
+# message in any spelling meets the training examples in every other.
+_SKELETON_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), replacement)
+    for pattern, replacement in (
+        (r"szcz", "shch"), (r"sz", "sh"), (r"cz", "ch"), (r"rz", "zh"), (r"w", "v"),  # Polish
+        (r"sch", "shch"),  # German-style щ
+        (r"kh|ch(?![aeiouy])", "h"), (r"g", "h"),  # г, х: "hodyn", "godin", "khochu", Polish "ch"
+        (r"tz|ts|c(?!h)", "c"),  # ц
+        (r"[yj]", "i"),  # и, і, ы, й, ї, я, ю, є
+        (r"['’`]", ""),
+        (r"(\w)\1+", r"\1"),  # doubled letters: "zajavu", "zajjavu"
+    )
+)  # fmt: skip
+
+
+def skeleton(text: str) -> str:
+    """The text in the shared lossy spelling: "працюю", "pratsiuiu", "pratsyuyu" -> "praciuiu"."""
+    latin = to_latin(text)
+    for pattern, replacement in _SKELETON_RULES:
+        latin = pattern.sub(replacement, latin)
+    return latin

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -18,12 +19,11 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.types import BotCommand, Update
+from aiogram.methods.base import Response
+from aiogram.types import BotCommand, Message, Update
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.conversation import Conversation
@@ -35,14 +35,47 @@ from infoopt.core import db
 from infoopt.core.i18n import N_, say
 from infoopt.core.languages import Channel
 from infoopt.core.limits import hit
+from infoopt.core.redis_store import is_in_process
 from infoopt.core.settings import Settings
 from tickets.live import TicketFeed
-from tickets.models import Conversation as Transcript
 from tickets.outbox import enqueue
 
 log = logging.getLogger(__name__)
 
+# pydantic keeps a parametrised generic model only weakly, and aiogram parametrises `Response[...]` for
+# every Bot API answer it reads: after each garbage collection the next answer would build the class and
+# its schema again (milliseconds). Held here, they are built once per process.
+KEPT_RESPONSE_TYPES = (Response[Message], Response[bool])
 UPDATE_SEEN_SECONDS = 24 * 3600  # Telegram gives up redelivering an update within a day
+RATE_WINDOW_SECONDS = 60  # the person's limit is INFOOPT_ASK_LIMIT_PER_MINUTE
+# KEYS[1]: the update's key; KEYS[2] (for an update from a chat): the person's rate bucket.
+# Returns -1 for an update seen before, else the person's hits in this window (0 without a chat).
+_ADMIT = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return -1 end
+if #KEYS < 2 then return 0 end
+local hits = redis.call('INCR', KEYS[2])
+if hits == 1 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+return hits
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What `TelegramChannel.admit` found: a new update? the person within their limit?"""
+
+    first_time: bool
+    within_limit: bool
+
+
+def chat_of(update: Update) -> int | None:
+    """The chat an update comes from: a message's, or the message under a pressed button."""
+    message = update.message or update.edited_message
+    if message is not None:
+        return message.chat.id
+    query = update.callback_query
+    if query is not None and query.message is not None:
+        return query.message.chat.id
+    return None
 
 
 def build_bot(settings: Settings) -> Bot:
@@ -83,6 +116,7 @@ class TelegramChannel:
         self.dispatcher = Dispatcher(disable_fsm=True)
         self.dispatcher["channel"] = self
         self.dispatcher.include_router(router)
+        self._admit = None if is_in_process(redis) else redis.register_script(_ADMIT)
 
     async def first_time(self, update_id: int) -> bool:
         """True the first time any worker sees this update_id (Telegram redelivers after errors)."""
@@ -97,28 +131,58 @@ class TelegramChannel:
         with contextlib.suppress(RedisError):
             await self.redis.delete(f"tg:update:{update_id}")
 
+    async def admit(self, update: Update) -> Admission:
+        """Whether this update is new (`first_time`) and its chat within the person's rate limit
+        (`within_limit`), in one round trip to Redis."""
+        chat = chat_of(update)
+        if self._admit is None:  # the in-process stand-in runs Lua slowly: two plain calls cost less
+            first = await self.first_time(update.update_id)
+            return Admission(first, not first or chat is None or await self.within_limit(chat))
+        keys = [
+            f"tg:update:{update.update_id}",
+            *([f"rate:{self._rate_key(chat)}"] if chat is not None else []),
+        ]
+        try:
+            hits = int(await self._admit(keys=keys, args=[UPDATE_SEEN_SECONDS, RATE_WINDOW_SECONDS]))
+        except RedisError as error:  # better to answer twice than not at all; limits fail open
+            log.warning("telegram.dedupe_unavailable", extra={"error": str(error)})
+            return Admission(True, True)
+        return Admission(hits >= 0, hits <= self.settings.ask_limit_per_minute)
+
     async def process(self, update: Update) -> bool:
         """Handle one update once; False when it was a duplicate."""
-        if not await self.first_time(update.update_id):
+        admission = await self.admit(update)
+        if not admission.first_time:
             log.info("telegram.duplicate_update", extra={"update_id": update.update_id})
             return False
         try:
-            await self.dispatcher.feed_update(self.bot, update)
+            # Handlers name `admitted` to learn whether the person is within their limit.
+            await self.dispatcher.feed_update(self.bot, update, admitted=admission.within_limit)
         except BaseException:
             await self.forget_update(update.update_id)
             raise
         return True
 
+    @staticmethod
+    def _rate_key(chat_id: int) -> str:
+        return f"tg:person:{chat_id}"
+
     async def within_limit(self, chat_id: int) -> bool:
         rate = await hit(
-            self.redis, f"tg:person:{chat_id}", limit=self.settings.ask_limit_per_minute, window_seconds=60
+            self.redis,
+            self._rate_key(chat_id),
+            limit=self.settings.ask_limit_per_minute,
+            window_seconds=RATE_WINDOW_SECONDS,
         )
         return rate.allowed
 
-    async def turn(self, chat_id: int, event: Event) -> Reply | None:
-        """One turn of the conversation for a private chat; the reply goes to the outbox."""
+    async def turn(self, chat_id: int, event: Event, *, admitted: bool | None = None) -> Reply | None:
+        """One turn of the conversation for a private chat; the reply goes to the outbox. `admitted`:
+        whether `process` found the person within their limit (None: count this turn here)."""
         person = PersonRef(Channel.TELEGRAM, str(chat_id))
-        if not await self.within_limit(chat_id):
+        if admitted is None:
+            admitted = await self.within_limit(chat_id)
+        if not admitted:
             await self.queue_text(
                 chat_id,
                 say(
@@ -129,14 +193,6 @@ class TelegramChannel:
             return None
         async with db.transaction(self._sessions()) as session:
             reply = await self.conversation.handle(session, person, event)
-            await session.exec(  # they wrote: they have not blocked the bot (any more)
-                update(Transcript)
-                .where(
-                    col(Transcript.channel) == Channel.TELEGRAM, col(Transcript.external_id) == str(chat_id)
-                )
-                .values(blocked_at=None)
-                .execution_options(synchronize_session=False)
-            )
             self.queue_reply(session, chat_id, reply)
             self.feed.wake_after_commit(session)
         return reply

@@ -1,12 +1,15 @@
 """Sending the outbox on Telegram through aiogram: within Telegram's limits (about 30 messages a second
-overall, one a second per chat), honouring its `retry_after`, and marking a person who blocked the bot
-so nothing more is sent to them (no retry storm)."""
+per bot, one a second per chat, kept by all outbox workers together), honouring its `retry_after`, and
+marking a person who blocked the bot so nothing more is sent to them (no retry storm)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import html
 import logging
+from collections.abc import Sequence
+from functools import partial
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -16,22 +19,24 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiolimiter import AsyncLimiter
+from aiogram.types import InlineKeyboardMarkup
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.replies import actions_from_json
 from bot.telegram.render import keyboard, split_message
 from infoopt.core.i18n import say
 from infoopt.core.languages import Channel
+from infoopt.core.pacing import SharedPace
 from tickets.conversations import find_conversation
-from tickets.models import Conversation, OutboxJob, Ticket, TicketMessage
+from tickets.models import OutboxJob, Ticket, TicketMessage
 from tickets.offices import UnknownOffice, get_office
-from tickets.outbox import DeliveryFailed
+from tickets.outbox import DeliveryFailed, NotYet, Sending
 
 log = logging.getLogger(__name__)
 
-PER_CHAT_PER_SECOND = 1.0
-MAX_PER_CHAT_LIMITERS = 10_000
+# A job whose first moment to go out is further away than this goes back to the outbox instead of
+# holding its lease (and its worker) meanwhile.
+MAX_WAIT_SECONDS = 10.0
 
 
 class TelegramDeliverer:
@@ -40,33 +45,48 @@ class TelegramDeliverer:
     channel = Channel.TELEGRAM
     transactional = False
 
-    def __init__(self, bot: Bot, *, messages_per_second: float = 30.0) -> None:
+    def __init__(self, bot: Bot, pace: SharedPace) -> None:
         self.bot = bot
-        self.overall = AsyncLimiter(messages_per_second, 1)
-        self.chats: dict[str, AsyncLimiter] = {}
+        self.pace = pace
 
-    def _chat_limiter(self, chat: str) -> AsyncLimiter:
-        if chat not in self.chats and len(self.chats) >= MAX_PER_CHAT_LIMITERS:
-            self.chats.clear()  # old chats' limiters are idle by now; keep memory bounded
-        return self.chats.setdefault(chat, AsyncLimiter(PER_CHAT_PER_SECOND, 1))
+    async def prepare(self, session: AsyncSession, jobs: Sequence[OutboxJob]) -> list[Sending]:
+        """Each job's messages (a consultant's reply signed, read on `session`), their moments reserved
+        within the bot's limits in one go; the sendings only wait for their moments and send."""
+        messages = []
+        for job in jobs:
+            text = job.text if job.format == "html" else html.escape(job.text, quote=False)
+            if job.ticket_message_id is not None:
+                text = await self._signed(session, job, text)
+            messages.append(split_message(text))
+        delays = await self.pace.reserve(
+            [job.recipient for job, chunks in zip(jobs, messages, strict=True) for _ in chunks]
+        )
+        reserved_at = asyncio.get_running_loop().time()
+        sendings: list[Sending] = []
+        for job, chunks in zip(jobs, messages, strict=True):
+            moments = [reserved_at + delay for delay in delays[: len(chunks)]]
+            delays = delays[len(chunks) :]
+            sendings.append(partial(self._send_all, job, chunks, moments))
+        return sendings
 
     async def deliver(self, session: AsyncSession, job: OutboxJob) -> None:
-        conversation = await find_conversation(session, Channel.TELEGRAM, job.recipient)
-        if conversation is not None and conversation.blocked_at is not None:
-            raise DeliveryFailed("the person blocked the bot", permanent=True)
-        text = job.text if job.format == "html" else html.escape(job.text, quote=False)
-        if job.ticket_message_id is not None:
-            text = await self._signed(session, job, conversation, text)
-        chunks = split_message(text)
-        markup = keyboard(actions_from_json(job.actions))
-        for number, chunk in enumerate(chunks, start=1):
-            async with self.overall, self._chat_limiter(job.recipient):
-                await self._send(job, chunk, markup if number == len(chunks) else None)
+        """One job on its own: prepared and sent at once."""
+        (sending,) = await self.prepare(session, [job])
+        await sending()
 
-    async def _signed(
-        self, session: AsyncSession, job: OutboxJob, conversation: Conversation | None, text: str
-    ) -> str:
+    async def _send_all(self, job: OutboxJob, chunks: list[str], moments: list[float]) -> None:
+        """The job's messages in order, each at its moment; the buttons go with the last one."""
+        loop = asyncio.get_running_loop()
+        if moments and moments[0] - loop.time() > MAX_WAIT_SECONDS:
+            raise NotYet(moments[0] - loop.time())
+        markup = keyboard(actions_from_json(job.actions))
+        for number, (chunk, moment) in enumerate(zip(chunks, moments, strict=True), start=1):
+            await asyncio.sleep(max(0.0, moment - loop.time()))
+            await self._send(job, chunk, markup if number == len(chunks) else None)
+
+    async def _signed(self, session: AsyncSession, job: OutboxJob, text: str) -> str:
         """A consultant's reply says who answers: "Consultant, PID Tarnów"."""
+        conversation = await find_conversation(session, Channel.TELEGRAM, job.recipient)
         message = await session.get(TicketMessage, job.ticket_message_id)
         ticket = await session.get(Ticket, message.ticket_id) if message else None
         office = None
@@ -80,9 +100,9 @@ class TelegramDeliverer:
             header = say(language, "Consultant of INFO.OPT")
         return f"<b>{html.escape(header, quote=False)}</b>\n{text}"
 
-    async def _send(self, job: OutboxJob, text: str, markup: object) -> None:
+    async def _send(self, job: OutboxJob, text: str, markup: InlineKeyboardMarkup | None) -> None:
         try:
-            await self.bot.send_message(chat_id=int(job.recipient), text=text, reply_markup=markup)  # type: ignore[arg-type]
+            await self.bot.send_message(chat_id=int(job.recipient), text=text, reply_markup=markup)
         except TelegramRetryAfter as error:
             raise DeliveryFailed(
                 f"Telegram asked to wait {error.retry_after} s", retry_after=error.retry_after

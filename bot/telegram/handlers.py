@@ -1,18 +1,21 @@
 """Telegram updates into conversation events: commands, text, buttons, files and everything else.
 
 Only private chats talk to the bot; in a group it says once where to write, and is otherwise silent.
-Every callback query is answered, whatever happens after.
+Every callback query is answered, whatever happens after. `admitted` (from `TelegramChannel.process`)
+says whether the person is within their rate limit.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import F, Router
 from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandStart
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, Message, TelegramObject
+from aiogram.utils.magic_filter import MagicFilter
 
 from bot.flows import Event
 from bot.replies import ActionName, ReplyKind
@@ -22,10 +25,21 @@ from infoopt.core.languages import LANGUAGES
 
 log = logging.getLogger(__name__)
 
+
+def inline(check: MagicFilter) -> Callable[[TelegramObject], Awaitable[Any]]:
+    """A magic filter as a coroutine: aiogram runs a plain one in a thread (`asyncio.to_thread`), a thread
+    hop for every filter of every update, which costs far more than the check itself."""
+
+    async def resolved(event: TelegramObject) -> Any:
+        return check.resolve(event)
+
+    return resolved
+
+
 router = Router(name="infoline")
 private = Router(name="private")
-private.message.filter(F.chat.type == ChatType.PRIVATE)
-private.edited_message.filter(F.chat.type == ChatType.PRIVATE)
+private.message.filter(inline(F.chat.type == ChatType.PRIVATE))
+private.edited_message.filter(inline(F.chat.type == ChatType.PRIVATE))
 groups = Router(name="groups")
 router.include_routers(private, groups)
 
@@ -47,34 +61,39 @@ def client_language(message: Message | CallbackQuery) -> str | None:
 
 
 @private.message(CommandStart())
-async def start(message: Message, channel: Any) -> None:
+async def start(message: Message, channel: Any, admitted: bool | None = None) -> None:
     await channel.turn(
         message.chat.id,
         Event(
             action=ActionName.START, value=client_language(message), client_language=client_language(message)
         ),
+        admitted=admitted,
     )
 
 
 @private.message(Command(*COMMANDS))
-async def command(message: Message, channel: Any) -> None:
+async def command(message: Message, channel: Any, admitted: bool | None = None) -> None:
     name = (message.text or "").split()[0].lstrip("/").split("@")[0].lower()
     await channel.turn(
-        message.chat.id, Event(action=COMMANDS[name], client_language=client_language(message))
+        message.chat.id,
+        Event(action=COMMANDS[name], client_language=client_language(message)),
+        admitted=admitted,
     )
 
 
-@private.message(F.text)
-@private.edited_message(F.text)
-async def text(message: Message, channel: Any) -> None:
+@private.message(inline(F.text))
+@private.edited_message(inline(F.text))
+async def text(message: Message, channel: Any, admitted: bool | None = None) -> None:
     """A question, or an answer to a step of a flow (an edited message is read as the new words)."""
     await channel.turn(
-        message.chat.id, Event(text=message.text or "", client_language=client_language(message))
+        message.chat.id,
+        Event(text=message.text or "", client_language=client_language(message)),
+        admitted=admitted,
     )
 
 
-@private.message(F.photo)
-async def photo(message: Message, channel: Any) -> None:
+@private.message(inline(F.photo))
+async def photo(message: Message, channel: Any, admitted: bool | None = None) -> None:
     assert message.photo is not None
     largest = max(message.photo, key=lambda size: size.width * size.height)
     attachment = {
@@ -92,11 +111,12 @@ async def photo(message: Message, channel: Any) -> None:
             attachment=attachment,
             client_language=client_language(message),
         ),
+        admitted=admitted,
     )
 
 
-@private.message(F.document)
-async def document(message: Message, channel: Any) -> None:
+@private.message(inline(F.document))
+async def document(message: Message, channel: Any, admitted: bool | None = None) -> None:
     assert message.document is not None
     file = message.document
     attachment = {
@@ -114,22 +134,27 @@ async def document(message: Message, channel: Any) -> None:
             attachment=attachment,
             client_language=client_language(message),
         ),
+        admitted=admitted,
     )
 
 
-@private.message(F.voice | F.audio | F.video_note)
-async def voice(message: Message, channel: Any) -> None:
-    await channel.turn(message.chat.id, Event(media="voice", client_language=client_language(message)))
+@private.message(inline(F.voice | F.audio | F.video_note))
+async def voice(message: Message, channel: Any, admitted: bool | None = None) -> None:
+    await channel.turn(
+        message.chat.id, Event(media="voice", client_language=client_language(message)), admitted=admitted
+    )
 
 
 @private.message()
-async def anything_else(message: Message, channel: Any) -> None:
+async def anything_else(message: Message, channel: Any, admitted: bool | None = None) -> None:
     """Stickers, locations, contacts, videos, polls...: a clear word instead of silence."""
-    await channel.turn(message.chat.id, Event(media="other", client_language=client_language(message)))
+    await channel.turn(
+        message.chat.id, Event(media="other", client_language=client_language(message)), admitted=admitted
+    )
 
 
 @router.callback_query()
-async def button(query: CallbackQuery, channel: Any) -> None:
+async def button(query: CallbackQuery, channel: Any, admitted: bool | None = None) -> None:
     """A pressed button: the action it carries, as if the person had chosen it in any other channel."""
     parsed = parse_callback(query.data or "")
     message = query.message
@@ -139,7 +164,9 @@ async def button(query: CallbackQuery, channel: Any) -> None:
     action, value = parsed
     try:
         reply = await channel.turn(
-            message.chat.id, Event(action=action, value=value, client_language=client_language(query))
+            message.chat.id,
+            Event(action=action, value=value, client_language=client_language(query)),
+            admitted=admitted,
         )
     except Exception:
         await query.answer()

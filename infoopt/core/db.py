@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+POOL_RECYCLE_SECONDS = 1800
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -76,7 +77,13 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(async_url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # No pre-ping: it would cost a round trip on every checkout. A connection PostgreSQL dropped fails its
+    # first statement instead; SQLAlchemy then discards the whole pool's stale connections, and the
+    # request answers 503 (Telegram and the workspace send it again). Connections are renewed every
+    # half hour, before any server or proxy idle timeout closes them.
+    return create_async_engine(
+        async_url, echo=echo, pool_size=10, max_overflow=10, pool_recycle=POOL_RECYCLE_SECONDS
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

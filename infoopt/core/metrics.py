@@ -18,10 +18,9 @@ import glob
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from fastapi import Request, Response
+from fastapi import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -31,6 +30,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # The files prometheus_client writes, one per kind of metric and process: counter_123.db, gauge_livesum_123.db
@@ -62,15 +62,43 @@ HTTP_WORKERS = Gauge(
 )
 
 
-async def record_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Middleware: count and time each request under its route template, not its raw path."""
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    template = getattr(route, "path", None) or "unmatched"
-    HTTP_REQUESTS.labels(request.method, template, str(response.status_code)).inc()
-    HTTP_LATENCY.labels(request.method, template).observe(time.perf_counter() - started)
-    return response
+class RequestMetrics:
+    """Count and time each HTTP request under its route template, not its raw path.
+
+    A plain ASGI middleware: Starlette's `BaseHTTPMiddleware` (`app.middleware("http")`) would add a task
+    group and a pair of streams to every request. A request the application fails with an exception
+    counts as the 500 the client gets.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        except Exception:
+            _count(scope, status, started)
+            raise
+        _count(scope, status, started)
+
+
+def _count(scope: Scope, status: int, started: float) -> None:
+    # The router puts the matched route into the scope it was given, which is this one.
+    template = getattr(scope.get("route"), "path", None) or "unmatched"
+    HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
+    HTTP_LATENCY.labels(scope["method"], template).observe(time.perf_counter() - started)
 
 
 def prepare_multiprocess(directory: Path) -> None:

@@ -30,7 +30,8 @@ def _env_config(prefix: str) -> SettingsConfigDict:
 
 
 class TelegramSettings(BaseSettings):
-    """The Telegram bot: `TELEGRAM_BOT_TOKEN`, `TELEGRAM_WEBHOOK_SECRET`, `TELEGRAM_API_BASE`."""
+    """The Telegram bot: `TELEGRAM_BOT_TOKEN`, `TELEGRAM_WEBHOOK_SECRET`, `TELEGRAM_API_BASE`, and the
+    sending limits `TELEGRAM_MESSAGES_PER_SECOND`, `TELEGRAM_MESSAGES_PER_CHAT_PER_SECOND`."""
 
     model_config = _env_config("TELEGRAM_")
 
@@ -38,6 +39,9 @@ class TelegramSettings(BaseSettings):
     webhook_secret: SecretStr | None = None
     # Another Bot API server: Telegram's self-hosted telegram-bot-api, or a local fake in tests.
     api_base: str | None = None
+    # Telegram's limits for one bot, kept by all outbox workers together (a shared reckoning in Redis).
+    messages_per_second: float = Field(default=30.0, gt=0)
+    messages_per_chat_per_second: float = Field(default=1.0, gt=0)
 
 
 class TwilioSettings(BaseSettings):
@@ -132,6 +136,10 @@ class Settings(BaseSettings):
     # Case records are deleted this long after their case closes; the lookups' audit after this long.
     case_retention_days: int = Field(default=90, ge=1)
     case_lookup_retention_days: int = Field(default=365, ge=1)
+    # Who takes reports of accessibility problems, as the accessibility statement names them: a person or
+    # unit, an e-mail address and a phone number in one line. Unset: the statement says it is still to be
+    # set and sends people to the INFO.OPT line meanwhile.
+    accessibility_contact: str | None = None
 
     @property
     def multiprocess_metrics_dir(self) -> Path:
@@ -151,7 +159,7 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("redis_url", "rasa_url", "public_url", mode="before")
+    @field_validator("redis_url", "rasa_url", "public_url", "accessibility_contact", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -42,6 +42,9 @@
     document.getElementById("your-data").textContent = w.your_data;
     document.getElementById("examples-heading").textContent = w.examples;
     document.getElementById("footer").innerHTML = w.footer_html;  // server-made, sanitised
+    const statement = document.getElementById("statement-link");
+    statement.textContent = w.statement;
+    statement.href = w.statement_url;
     const examples = document.getElementById("examples");
     examples.replaceChildren();
     w.examples_list.forEach(function (example) {
@@ -74,7 +77,8 @@
     item.dataset.kind = reply.kind;
     item.lang = reply.language;
     if (reply.article_id) item.dataset.article = reply.article_id;
-    if (reply.title) item.appendChild(element("h3", "title", reply.title));
+    // h2 under the page's h1; an article's own headings (h2, h3) follow it in order.
+    if (reply.title) item.appendChild(element("h2", "title", reply.title));
     const body = element("div", reply.format === "markdown" ? "text formatted" : "text");
     body.innerHTML = reply.answer_html;  // sanitised on the server: no scripts, only http(s)/tel/mailto links
     item.appendChild(body);
@@ -123,12 +127,13 @@
   }
 
   // What the desk sent on its own: a consultant's reply, or a notice such as the rating request.
+  // A consultant's reply says so in words, not only by its green edge.
   function deskMessage(message) {
     const consultant = message.author === "consultant";
     const item = element("li", consultant ? "bot consultant" : "bot notice");
     item.dataset.kind = message.kind || "";
+    if (consultant) item.appendChild(element("div", "author", words().consultant));
     item.appendChild(element("div", "text", message.text));
-    if (consultant) item.setAttribute("aria-label", words().consultant + ": " + message.text);
     appendButtons(item, message.actions);
     list.appendChild(item);
   }

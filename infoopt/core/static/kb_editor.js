@@ -11,10 +11,16 @@
   const csrf = form.querySelector("input[name=csrf_token]").value;
   let dirty = false;
 
+  const overNote = document.getElementById("short-over");
+
+  // Too long is said in words (announced once, when it happens), not only by the counter turning red.
   function count() {
     const length = shortAnswer.value.replace(/\s+/g, " ").trim().length;
+    const over = length > limit;
     counter.textContent = String(length);
-    counter.classList.toggle("over", length > limit);
+    counter.classList.toggle("over", over);
+    const note = over ? overNote.dataset.text : "";
+    if (overNote.textContent !== note) overNote.textContent = note;
   }
 
   async function refresh() {
