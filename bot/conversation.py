@@ -84,10 +84,9 @@ class DecisionPolicy:
     # likeliest topic ("Do you mean the residence card?"), since listening to three costs a caller more.
     choices: int = 3
 
-    @classmethod
-    def for_channel(cls, channel: str) -> DecisionPolicy:
-        """The policy of a channel: the phone confirms one topic, the others offer up to three."""
-        return cls(choices=1) if channel == Channel.VOICE else cls()
+    def for_channel(self, channel: str) -> DecisionPolicy:
+        """This policy on a channel: the phone confirms one topic, the others offer up to three."""
+        return replace(self, choices=1) if channel == Channel.VOICE else self
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,7 +430,7 @@ class Conversation:
                 context, lead=say(language, "I cannot understand messages right now.")
             )
         context = replace(context, entities=dict(result.entities))
-        decision = decide(result, self.policy)
+        decision = decide(result, self.policy.for_channel(context.person.channel))
         kind = decision.kind
         # "What is with my case (WSC-II-S…)?": look it up rather than explain how to find out.
         about_case = (
@@ -621,15 +620,12 @@ class Conversation:
             title = article.title if article else candidate.topic_id
             options.append(Option(candidate.topic_id, title, round(candidate.confidence, 4)))
         top = candidates[0]
+        if len(options) == 1:  # the phone's one confirmation of the likeliest topic
+            question = say(language, "Do you mean: {title}?", title=options[0].title)
+        else:
+            question = say(language, "I am not sure what you are asking. Choose the topic that fits best:")
         return replace(
-            self._base(
-                ReplyKind.CLARIFY,
-                language,
-                "faq",
-                top.confidence,
-                say(language, "I am not sure what you are asking. Choose the topic that fits best:"),
-                result,
-            ),
+            self._base(ReplyKind.CLARIFY, language, "faq", top.confidence, question, result),
             options=tuple(options),
             actions=(
                 *(Action(ActionName.CHOOSE_TOPIC, option.topic_id, option.title) for option in options),

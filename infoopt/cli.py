@@ -509,7 +509,7 @@ def nlu_eval(
     async def run() -> str:
         try:
             report = await evaluate(
-                chosen.name, chosen.parse, examples, policy=DecisionPolicy.for_channel(channel)
+                chosen.name, chosen.parse, examples, policy=DecisionPolicy().for_channel(channel)
             )
         finally:
             await chosen.close()

@@ -94,10 +94,10 @@ def test_a_greeting_before_a_question_is_not_answered_as_small_talk() -> None:
 
 def test_the_phone_confirms_the_likeliest_topic_where_a_chat_offers_three() -> None:
     close = ranking(("faq/fees", 0.40), ("faq/residence_card", 0.30), ("faq/blue_card", 0.20))
-    chat = decide(close, DecisionPolicy.for_channel("web"))
+    chat = decide(close, DecisionPolicy().for_channel("web"))
     assert chat.kind is ReplyKind.CLARIFY
     assert [score.topic_id for score in chat.topics] == ["fees", "residence_card", "blue_card"]
-    phone = decide(close, DecisionPolicy.for_channel("voice"))
+    phone = decide(close, DecisionPolicy().for_channel("voice"))
     assert phone.kind is ReplyKind.CLARIFY
     assert [score.topic_id for score in phone.topics] == ["fees"], "one yes/no question on the phone"
 

@@ -20,6 +20,8 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from twilio.request_validator import RequestValidator
 
+from bot.voice.calls import CallStore
+from bot.voice.routes import _spoken_yes_or_no
 from cases.service import import_cases
 from infoopt.app import create_app
 from infoopt.core.clock import utcnow
@@ -197,6 +199,43 @@ async def test_a_caller_hears_the_answer_gets_the_sms_and_reaches_a_consultant(
     assert ticket.number in spoken(done).replace(" ", "") or ticket.number.split("-")[-1].lstrip(
         "0"
     ) in spoken(done)
+
+
+async def test_when_unsure_the_phone_asks_one_yes_or_no_question_said_or_keyed(
+    call: Call, voice_app: FastAPI
+) -> None:
+    """Issue 15: on the phone one confirmation of the likeliest topic, not a list of three to listen to;
+    a spoken yes gives the answer, a no asks for the question in other words."""
+    await call.post("/twilio/voice", {})
+    await call.next(Digits="4")
+    unsure = "i applied but there's no decision yet am i allowed to work in the meantime"
+    confirm = await call.next(SpeechResult=unsure)
+    words = spoken(confirm)
+    assert "Do you mean: " in words, words
+    title = words.split("Do you mean: ", 1)[1].split("?", 1)[0]
+    assert "Press 1: yes." in words and "Press 2: no, I will ask in other words." in words
+    assert "Press 3" not in words, "one topic to confirm, not a list"
+
+    answer = await call.next(SpeechResult="Yes.")
+    assert "Press 3: get the full answer by SMS." in spoken(answer)
+    state = await CallStore(voice_app.state.services.redis).load(call.sid)
+    assert state is not None and state.sms_text.startswith(title), "the confirmed topic is answered"
+
+    await call.next(Digits="2")
+    await call.next(SpeechResult=unsure)
+    again = await call.next(Digits="2")  # no: not that topic
+    assert "Ask your question in a few words" in spoken(again)
+    question = again.find("Gather")
+    assert question is not None and "speech" in (question.get("input") or "")
+
+
+def test_only_a_short_yes_or_no_counts_as_one() -> None:
+    assert _spoken_yes_or_no("Tak, tak.", "pl") == "1"
+    assert _spoken_yes_or_no("ні", "uk") == "2"
+    assert _spoken_yes_or_no("да конечно", "ru") == "1"
+    assert _spoken_yes_or_no("no", "pl") == "2", "English words are understood in every language"
+    assert _spoken_yes_or_no("nie wiem jak złożyć wniosek o kartę", "pl") == "", "a question in other words"
+    assert _spoken_yes_or_no("karta pobytu", "pl") == ""
 
 
 async def test_a_forged_signature_is_refused(call: Call) -> None:

@@ -31,6 +31,7 @@ class CallState:
     outcome: str = "bot"  # bot, transferred, callback (CallOutcome)
     ticket_number: str | None = None
     entry: str | None = None  # "digits" while the caller keys in a number ended by #
+    confirming: bool = False  # "Do you mean …?" was asked: a spoken yes or no is keys 1 or 2
 
 
 def masked(number: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from typing import Annotated
 
@@ -47,6 +48,15 @@ SPOKEN_LANGUAGES = {
     "ru": ("rosyj", "russian", "русск", "россий", "російськ"),
     "en": ("english", "angiel", "англ"),
 }
+# A short spoken answer to "Do you mean …?" (what people say, recognised, not texts the line says).
+SPOKEN_YES = {
+    "pl": ("tak", "dokładnie", "zgadza", "oczywiście"),
+    "uk": ("так", "ага", "авжеж", "звісно"),
+    "ru": ("да", "ага", "верно", "конечно", "точно"),
+    "en": ("yes", "yeah", "yep", "correct", "right"),
+}
+SPOKEN_NO = {"pl": ("nie",), "uk": ("ні", "нi", "не"), "ru": ("нет", "не"), "en": ("no", "nope")}
+SHORT_ANSWER_WORDS = 3  # longer speech is a question in other words, not a yes or a no
 MAX_FAILURES = 2
 WITHHELD = "withheld"  # every caller without a number shares one set of attempt limits
 MENU_DIGITS = "12345678"
@@ -147,6 +157,18 @@ def _menu_prompt(language: str, menu: dict[str, dict[str, str | None]]) -> str:
     )
 
 
+def _spoken_yes_or_no(speech: str, language: str) -> str:
+    """Key 1 for a short spoken yes, key 2 for a no (in the call's language or English), nothing for
+    anything else: that is a question in other words."""
+    words = re.findall(r"\w+", speech.lower())
+    if not words or len(words) > SHORT_ANSWER_WORDS:
+        return ""
+    languages = (language, "en")
+    if any(words[0] in SPOKEN_NO.get(code, ()) for code in languages):
+        return "2"
+    return "1" if any(words[0] in SPOKEN_YES.get(code, ()) for code in languages) else ""
+
+
 def _entry(action: Action) -> dict[str, str | None]:
     return actions_to_json([action])[0]
 
@@ -176,7 +198,15 @@ def _menu_for(reply: Reply, language: str) -> dict[str, dict[str, str | None]]:
     else:
         menu = {}
         actions = [a for a in reply.actions if a.action not in (ActionName.CONSULTANT, ActionName.CANCEL)]
-        if reply.kind is ReplyKind.CLARIFY:
+        if reply.kind is ReplyKind.CLARIFY and len(reply.options) == 1:  # "Do you mean …?": yes or no
+            menu["1"] = {**_entry(actions[0]), "label": say(language, "yes")}
+            menu["2"] = {
+                "action": "ask",
+                "value": None,
+                "label": say(language, "no, I will ask in other words"),
+            }
+            actions = []
+        elif reply.kind is ReplyKind.CLARIFY:
             actions = actions[:2]  # on the phone two choices are plenty
         for digit, action in zip(MENU_DIGITS, actions, strict=False):
             menu[digit] = _entry(action)
@@ -256,6 +286,7 @@ def speak_reply(request: Request, state: CallState, reply: Reply) -> VoiceRespon
         state.sms_text, state.sms_sent = f"{reply.case.number}\n{reply.text}", False
     menu = _menu_for(reply, voice.language)
     state.menu, state.last_said, state.entry = menu, text, reply.entry
+    state.confirming = reply.kind is ReplyKind.CLARIFY and len(reply.options) == 1
     response = VoiceResponse()
     if reply.kind is ReplyKind.HANDOFF and reply.ticket is not None:
         state.outcome = "callback"
@@ -280,7 +311,7 @@ def speak_reply(request: Request, state: CallState, reply: Reply) -> VoiceRespon
 
 def ask_question(request: Request, state: CallState, *, lead: str | None = None) -> VoiceResponse:
     voice = Voice(request, state.language or "pl")
-    state.entry = None
+    state.entry, state.confirming = None, False
     state.menu = {
         "0": {
             "action": ActionName.CONSULTANT.value,
@@ -384,6 +415,8 @@ async def _turn(request: Request, form: dict[str, str]) -> Response:
     language = state.language or "pl"
     await prepare_hints(request, language)
     digits, speech = form.get("Digits", "").strip(), form.get("SpeechResult", "").strip()
+    if state.confirming and speech and not digits:
+        digits = _spoken_yes_or_no(speech, language)
     event: Event | None = None
     origin = state.caller or WITHHELD
     if state.entry == "digits" and digits and digits != "0":  # a number keyed in for the conversation
