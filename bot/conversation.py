@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.alerts import NOTICE_FOR, change_notice
 from bot.flows import Event, Flow, FlowContext, Outcome, consultant_action
 from bot.flows import case_status as case_flow
 from bot.flows.case_status import CASE_STATUS
@@ -46,6 +47,14 @@ from tickets.service import (
     rate_ticket,
     ticket_of_conversation,
     ticket_to_rate,
+)
+from tickets.subscriptions import (
+    SUBSCRIBABLE,
+    TooManySubscriptions,
+    forget_subscriptions,
+    subscribe,
+    topics_of,
+    unsubscribe,
 )
 
 log = logging.getLogger(__name__)
@@ -160,7 +169,9 @@ class Conversation:
         now: Callable[[], datetime] = utcnow,
         feed: TicketFeed | None = None,
         cases: CaseDesk | None = None,
+        change_notice: timedelta = NOTICE_FOR,
     ) -> None:
+        self.change_notice = change_notice  # how long answers say "changed on …" after a marked change
         self.feed = feed
         self.cases = cases
         self.nlu = nlu
@@ -341,6 +352,12 @@ class Conversation:
                 return await self._topics(context, value)
             case ActionName.FORGET:
                 return await self._forget(context, value)
+            case ActionName.SUBSCRIBE:
+                return await self._subscribe(context, _known_topic(value or state.last_topic))
+            case ActionName.UNSUBSCRIBE:
+                return await self._unsubscribe(context, _known_topic(value))
+            case ActionName.SUBSCRIPTIONS:
+                return await self._subscriptions(context)
             case ActionName.LANGUAGE:
                 if value not in LANGUAGES:
                     raise InvalidAction(f"unknown language {value!r}; use one of {', '.join(LANGUAGES)}")
@@ -511,11 +528,17 @@ class Conversation:
                 valid_until=article.valid_until,
             )
         context.state.last_topic = topic_id
+        notice = change_notice(article, language, self.now(), window=self.change_notice)
         return replace(
             self._article_reply(ReplyKind.ANSWER, article, score.confidence, result, language),
-            text=article.short_answer,
+            text=f"{notice}\n\n{article.short_answer}" if notice else article.short_answer,
             actions=(
                 Action(ActionName.FULL_ANSWER, topic_id, say(language, "Full answer")),
+                *(
+                    (Action(ActionName.SUBSCRIBE, topic_id, say(language, "Notify me when this changes")),)
+                    if context.person.channel in SUBSCRIBABLE
+                    else ()
+                ),
                 *(
                     (Action(ActionName.CASE_STATUS, None, say(language, "Check my case")),)
                     if topic_id in CASE_TOPICS and self.cases is not None
@@ -733,6 +756,61 @@ class Conversation:
             (*actions, Action(ActionName.TOPICS, None, say(language, "All subjects"))),
         )
 
+    async def _topic_title(self, topic_id: str, language: str) -> str:
+        article = await self.articles(topic_id, language) or await self.articles(topic_id, "pl")
+        return article.title if article else topic_id
+
+    async def _subscribe(self, context: FlowContext, topic_id: str) -> Reply:
+        """ "Notify me when this changes": the topic joins the person's subscriptions."""
+        language, person = context.language, context.person
+        title = await self._topic_title(topic_id, language)
+        if person.channel not in SUBSCRIBABLE:
+            return self._info(language, CANNOT_SUBSCRIBE_TEXT)
+        try:
+            await subscribe(context.session, person.channel, person.id, topic_id, language)
+        except TooManySubscriptions:
+            return replace(
+                self._subscription_reply(language, say(language, TOO_MANY_SUBSCRIPTIONS_TEXT)),
+                actions=(Action(ActionName.SUBSCRIPTIONS, None, say(language, "My subscriptions")),),
+            )
+        return replace(
+            self._subscription_reply(language, say(language, SUBSCRIBED_TEXT, title=title)),
+            actions=(
+                Action(ActionName.UNSUBSCRIBE, topic_id, say(language, "Stop messages about this topic")),
+                Action(ActionName.SUBSCRIPTIONS, None, say(language, "My subscriptions")),
+            ),
+        )
+
+    async def _unsubscribe(self, context: FlowContext, topic_id: str) -> Reply:
+        language, person = context.language, context.person
+        title = await self._topic_title(topic_id, language)
+        await unsubscribe(context.session, person.channel, person.id, topic_id)
+        return replace(
+            self._subscription_reply(language, say(language, UNSUBSCRIBED_TEXT, title=title)),
+            actions=(Action(ActionName.SUBSCRIPTIONS, None, say(language, "My subscriptions")),),
+        )
+
+    async def _subscriptions(self, context: FlowContext) -> Reply:
+        """The topics the person follows, a button to stop each."""
+        language, person = context.language, context.person
+        topics = await topics_of(context.session, person.channel, person.id)
+        if not topics:
+            return self._subscription_reply(language, say(language, NO_SUBSCRIPTIONS_TEXT))
+        titles = [await self._topic_title(topic_id, language) for topic_id in topics]
+        text = say(language, "You will hear from me when these answers change:") + "".join(
+            f"\n• {title}" for title in titles
+        )
+        return replace(
+            self._subscription_reply(language, text),
+            actions=tuple(
+                Action(ActionName.UNSUBSCRIBE, topic_id, say(language, "Stop: {title}", title=title))
+                for topic_id, title in zip(topics, titles, strict=True)
+            ),
+        )
+
+    def _subscription_reply(self, language: str, text: str) -> Reply:
+        return self._base(ReplyKind.SUBSCRIPTION, language, "subscription", 1.0, text)
+
     async def _forget(self, context: FlowContext, value: str | None) -> Reply:
         """Erase what the infoline keeps about the person, after they confirm."""
         language = context.language
@@ -746,6 +824,7 @@ class Conversation:
                 ),
             )
         await erase_person(context.session, context.person.channel, context.person.id)
+        await forget_subscriptions(context.session, context.person.channel, context.person.id)
         context.state.flow, context.state.last_question, context.state.last_topic = None, None, None
         return self._base(ReplyKind.FORGOTTEN, language, "forget", 1.0, say(language, FORGOTTEN_TEXT))
 
@@ -954,12 +1033,25 @@ HELP_TEXT = N_(
     "I answer questions about legal stay and work of foreigners in Małopolska, day and night, in Polish, Ukrainian, Russian and English. Write your question in your own words, or choose a subject. When I cannot help, a consultant at an information point (PID) answers your request here."
 )
 PRIVACY_TEXT = N_(
-    "What I keep: the messages of this conversation, your language and, if you ask for a consultant, your request. Who sees it: consultants and administrators of the Małopolska Voivodeship Office. How long: conversations are deleted after a year without messages. You can erase your data at any time."
+    "What I keep: the messages of this conversation, your language, the topics you asked to be told about when they change and, if you ask for a consultant, your request. Who sees it: consultants and administrators of the Małopolska Voivodeship Office. How long: conversations are deleted after a year without messages. You can erase your data at any time."
 )
 FORGET_CONFIRM_TEXT = N_(
-    "Erase everything the infoline keeps about this conversation: the messages, and your text in any request to a consultant? This cannot be undone."
+    "Erase everything the infoline keeps about this conversation: the messages, the topics you follow, and your text in any request to a consultant? This cannot be undone."
 )
 FORGOTTEN_TEXT = N_("Done: your data is erased. You can start again whenever you like.")
+SUBSCRIBED_TEXT = N_(
+    "Done. When the answer about “{title}” changes, I will write to you here. You can stop this at any time: /subscriptions."
+)
+UNSUBSCRIBED_TEXT = N_("You will no longer get messages when the answer about “{title}” changes.")
+NO_SUBSCRIPTIONS_TEXT = N_(
+    "You do not follow any topic. Under an answer, press “Notify me when this changes” and I will tell you when it changes."
+)
+TOO_MANY_SUBSCRIPTIONS_TEXT = N_(
+    "You already follow as many topics as one person can. Stop one of them first: /subscriptions."
+)
+CANNOT_SUBSCRIBE_TEXT = N_(
+    "I cannot write to you here later. To be told when an answer changes, ask me on Telegram or in the web chat."
+)
 FILE_WITHOUT_TICKET_TEXT = N_(
     "I cannot read files. If a consultant should see it, ask for a consultant first; then send the file in this chat."
 )

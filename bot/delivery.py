@@ -34,7 +34,11 @@ class WebDeliverer:
             conversation,
             author=MessageAuthor.CONSULTANT if job.ticket_message_id else MessageAuthor.BOT,
             text=job.text,
-            kind="ticket_reply" if job.ticket_message_id else "ticket_notice",
+            kind="ticket_reply"
+            if job.ticket_message_id
+            else "change_notice"
+            if job.change_id
+            else "ticket_notice",
             actions=job.actions,
         )
 

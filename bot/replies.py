@@ -24,6 +24,7 @@ class ReplyKind(StrEnum):
     INFO = "info"  # help, privacy, topics: what the bot is and does
     FORGOTTEN = "forgotten"  # the person's data was erased at their request
     MEDIA = "media"  # about a file, photo, voice note, sticker... the person sent
+    SUBSCRIPTION = "subscription"  # the topics the person follows: one added, one stopped, or the list
 
 
 class ActionName(StrEnum):
@@ -46,6 +47,9 @@ class ActionName(StrEnum):
     PRIVACY = "privacy"
     FORGET = "forget"  # value: "yes" to erase, none to be asked first
     CASE_STATUS = "case_status"
+    SUBSCRIBE = "subscribe"  # value: a topic id ("notify me when this changes")
+    UNSUBSCRIBE = "unsubscribe"  # value: a topic id
+    SUBSCRIPTIONS = "subscriptions"  # the topics one follows, each with a button to stop
 
 
 @dataclass(frozen=True, slots=True)

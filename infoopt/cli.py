@@ -157,7 +157,10 @@ def worker(
 
         try:
             await asyncio.gather(
-                services.outbox_worker().run(services.feed.outbox_wakeups), services.housekeeping(), beat()
+                services.outbox_worker().run(services.feed.outbox_wakeups),
+                services.housekeeping(),
+                services.broadcasts(),
+                beat(),
             )
         finally:
             await services.close()

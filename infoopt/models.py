@@ -3,12 +3,13 @@
 from cases.models import CaseLookup, CaseRecord
 from infoopt.staff.accounts import StaffSession, StaffUser
 from infoopt.staff.audit import AuditEntry
-from knowledge_base.models import Article, ArticleRevision, BotFailure
+from knowledge_base.models import Article, ArticleRevision, BotFailure, TopicChange
 from tickets.models import (
     Conversation,
     ConversationMessage,
     OutboxJob,
     PidOffice,
+    Subscription,
     Ticket,
     TicketCounter,
     TicketEvent,
@@ -29,9 +30,11 @@ __all__ = [
     "PidOffice",
     "StaffSession",
     "StaffUser",
+    "Subscription",
     "Ticket",
     "TicketCounter",
     "TicketEvent",
     "TicketMessage",
+    "TopicChange",
     "VoiceCall",
 ]

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.alerts import announce_changes
 from bot.conversation import Conversation
 from bot.delivery import WebDeliverer, resolved_notice
 from bot.nlu.embedded import EmbeddedEngine
@@ -39,11 +40,13 @@ from knowledge_base.events import listen_for_publishes
 from tickets.conversations import purge_transcripts, scrub_closed_tickets
 from tickets.live import TicketFeed
 from tickets.offices import polish_public_holidays
-from tickets.outbox import Deliverer, OutboxWorker, purge_jobs
+from tickets.outbox import Deliverer, OutboxWorker, SendLog, purge_jobs
 from tickets.routes import FileSource
 from tickets.service import PersonNotice, close_resolved
+from tickets.subscriptions import purge_ended
 
 log = logging.getLogger(__name__)
+ENDED_SUBSCRIPTION_DAYS = 30  # a blocked person's subscriptions are kept this long (in case they return)
 
 
 class NluNotReady:
@@ -174,6 +177,7 @@ class Services:
                 states=StateStore(redis),
                 feed=feed,
                 cases=case_desk(settings),
+                change_notice=timedelta(days=settings.change_notice_days),
             ),
             feed=feed,
             deliverers={Channel.WEB: WebDeliverer()},
@@ -200,13 +204,14 @@ class Services:
             )
             # One reckoning per bot, shared by every process that sends for it.
             pace = SharedPace(redis, f"telegram:{bot.id}", limits)
-            services.deliverers[Channel.TELEGRAM] = TelegramDeliverer(bot, pace)
+            services.deliverers[Channel.TELEGRAM] = TelegramDeliverer(bot, pace, SendLog(redis))
             services.files[Channel.TELEGRAM] = TelegramFiles(bot)
         if settings.twilio.account_sid and settings.twilio.auth_token:
             services.deliverers[Channel.SMS] = SmsDeliverer(settings)
         if settings.runs_outbox_in_process:
             services.spawn(services.outbox_worker().run(feed.outbox_wakeups))
             services.spawn(services.housekeeping())
+            services.spawn(services.broadcasts())
         return services
 
     async def load_articles(self) -> None:
@@ -245,6 +250,7 @@ class Services:
                 any_before=now - timedelta(days=settings.ticket_personal_data_days),
             )
             await purge_failures(session, before=now - timedelta(days=settings.failure_retention_days))
+            await purge_ended(session, ended_before=now - timedelta(days=ENDED_SUBSCRIPTION_DAYS))
             cases = await purge_cases(
                 session,
                 closed_before=(now - timedelta(days=settings.case_retention_days)).date(),
@@ -269,6 +275,16 @@ class Services:
             except Exception:  # the database away for a moment: try again next round
                 log.exception("housekeeping.failed")
             await asyncio.sleep(every_seconds)
+
+    async def published_now(self, topic_id: str, language: str) -> kb.PublishedArticle | None:
+        """The served article read from the database, not the cache (an outbox worker keeps no cache in
+        step with publishes)."""
+        async with self.sessions() as session:
+            return await kb.get_published(session, topic_id, language)
+
+    async def broadcasts(self) -> None:
+        """Tell subscribers about marked changes as they appear, for the life of the process."""
+        await announce_changes(lambda: self.sessions, self.published_now, self.feed.wake_outbox)
 
     def outbox_worker(self) -> OutboxWorker:
         """A worker draining the outbox over this process's database and channels."""

@@ -96,6 +96,24 @@ class ArticleRevision(SQLModel, table=True):
     )
 
 
+class TopicChange(SQLModel, table=True):
+    """A published revision an admin marked as a change people must hear about, with a one-line summary
+    per language (Polish required). Subscribers of the topic are told once; every answer on the topic
+    says "changed on …" for a while after."""
+
+    __tablename__ = "kb_topic_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic_id: str = Field(max_length=64, index=True)
+    revision_id: int = Field(foreign_key="kb_revision.id")
+    summaries: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    changed_at: datetime = Field(default_factory=utcnow, index=True)
+    marked_by: str = Field(max_length=64)
+    # Set once every subscriber's message is in the outbox; until then a worker (re)does the broadcast.
+    announced_at: datetime | None = None
+    recipients: int = 0  # messages the broadcast put in the outbox
+
+
 class FailureKind(StrEnum):
     FALLBACK = "fallback"
     NOT_HELPFUL = "not_helpful"

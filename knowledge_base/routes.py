@@ -19,9 +19,11 @@ from infoopt.core.limits import PublicReadLimit
 from infoopt.core.web import templates
 from infoopt.staff.audit import audit_trail
 from infoopt.staff.auth import CurrentAdmin, CurrentKnowledgeReader, check_csrf
+from knowledge_base import changes as kb_changes
 from knowledge_base import service as kb
 from knowledge_base.backlog import as_training_examples, group_failures, resolve_failures
 from knowledge_base.cache import PublishedCache
+from knowledge_base.changes import changes_of
 from knowledge_base.events import announce_publish
 from knowledge_base.files import SHORT_ANSWER_LIMIT, ArticleFileError
 from knowledge_base.markdown import render_markdown
@@ -183,8 +185,14 @@ async def _article_view(
     *,
     errors: list[str] | None = None,
     status_code: int = 200,
+    change_values: dict[str, str] | None = None,
 ) -> Response:
     published = await kb.get_published(session, topic_id, language)
+    served_change = None
+    if published is not None:
+        served_change = next(
+            (c for c in await changes_of(session, topic_id) if c.revision_id == published.revision_id), None
+        )
     article = await kb.get_article(session, topic_id, language)
     revisions = await kb.revisions_of(session, topic_id, language)
     audit_entries = await audit_trail(session, object_id=f"{topic_id}/{language}", limit=50)
@@ -208,6 +216,8 @@ async def _article_view(
             "errors": errors or [],
             "review": review_log(topic_id),
             "verdicts": list(Verdict),
+            "served_change": served_change,
+            "change_values": change_values or {},
         },
         status_code=status_code,
     )
@@ -452,6 +462,45 @@ async def revision_operation(
     if operation in ("publish", "rollback"):
         _announce(session, redis, cache, topic_id, language)
     return RedirectResponse(f"/admin/kb/{topic_id}/{language}", status_code=303)
+
+
+@admin.post("/kb/{topic_id}/{language}/change")
+async def mark_change(
+    request: Request,
+    topic_id: str,
+    language: str,
+    session: SessionDep,
+    redis: RedisDep,
+    cache: KbCacheDep,
+    settings: SettingsDep,
+    staff: CurrentAdmin,
+    csrf_token: Annotated[str, Form(max_length=64)] = "",
+    summary_pl: Annotated[str, Form(max_length=1000)] = "",
+    summary_uk: Annotated[str, Form(max_length=1000)] = "",
+    summary_ru: Annotated[str, Form(max_length=1000)] = "",
+    summary_en: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Mark the served revision as a change people must hear about; the worker tells the subscribers."""
+    _known(topic_id, language)
+    check_csrf(staff, csrf_token)
+    summaries = {"pl": summary_pl, "uk": summary_uk, "ru": summary_ru, "en": summary_en}
+    try:
+        async with session.begin_nested():
+            await kb_changes.mark_change(session, topic_id, language, summaries, actor=staff.username)
+    except kb_changes.InvalidChange as error:
+        return await _article_view(
+            request,
+            session,
+            settings,
+            staff,
+            topic_id,
+            language,
+            errors=[str(error)],
+            status_code=error.status_code,
+            change_values=summaries,
+        )
+    _announce(session, redis, cache, topic_id, kb.MASTER_LANGUAGE)  # every language's answer shows it
+    return RedirectResponse(f"/admin/kb/{topic_id}/{language}#change", status_code=303)
 
 
 @admin.post("/kb/{topic_id}/{language}/verify")

@@ -23,12 +23,13 @@ from infoopt.core.clock import utcnow
 from infoopt.core.errors import DomainError, Forbidden, NotFound
 from infoopt.core.languages import LANGUAGES
 from infoopt.staff.audit import record_audit
+from knowledge_base.changes import MASTER_LANGUAGE as MASTER_LANGUAGE  # re-exported: kb.MASTER_LANGUAGE
+from knowledge_base.changes import ChangeNote, latest_changes
 from knowledge_base.files import ArticleDocument, read_articles, render_article, write_article
 from knowledge_base.models import Article, ArticleRevision, PublishReview, RevisionStatus
 from knowledge_base.text import fold
 from knowledge_base.topics import catalogue
 
-MASTER_LANGUAGE = "pl"
 SYSTEM_ACTOR = "system"
 
 
@@ -83,6 +84,7 @@ class PublishedArticle:
     verified_on: date
     valid_until: date | None
     stale: bool
+    change: ChangeNote | None = None  # the topic's latest change marked for people to hear about
 
     def expired(self, today: date) -> bool:
         """Past its `valid_until`: not to be served as current information."""
@@ -605,10 +607,10 @@ async def get_published(session: AsyncSession, topic_id: str, language: str) -> 
     if found is None:
         return None
     article, revision = found
-    return _published(article, revision)
+    return _published(article, revision, (await latest_changes(session, topic_id)).get(topic_id))
 
 
-def _published(article: Article, revision: ArticleRevision) -> PublishedArticle:
+def _published(article: Article, revision: ArticleRevision, change: ChangeNote | None) -> PublishedArticle:
     assert revision.id is not None
     document = _document_of(revision, article)
     return PublishedArticle(
@@ -616,6 +618,7 @@ def _published(article: Article, revision: ArticleRevision) -> PublishedArticle:
         revision_id=revision.id,
         revision_number=revision.number,
         stale=article.stale_since is not None,
+        change=change,
     )
 
 
@@ -628,7 +631,8 @@ async def all_published(session: AsyncSession) -> list[PublishedArticle]:
             )
         )
     ).all()
-    return [_published(article, revision) for article, revision in rows]
+    changes = await latest_changes(session)
+    return [_published(article, revision, changes.get(article.topic_id)) for article, revision in rows]
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from infoopt.app import create_app
 from infoopt.core import db
 from infoopt.core.settings import Environment, Settings
+from tests.fake_telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -215,6 +216,40 @@ async def sign_in(client: httpx.AsyncClient, username: str, password: str) -> ht
         "/login",
         data={"username": username, "password": password, "csrf_token": token.group(1), "next": "/admin/kb"},
     )
+
+
+TELEGRAM_WEBHOOK_SECRET = "webhook-secret-for-the-tests-0123456789"
+
+
+@pytest.fixture(scope="session")
+async def fake() -> AsyncIterator[FakeTelegram]:
+    """The fake Bot API (tests/fake_telegram.py) on a loopback port, for the Telegram tests."""
+    server = FakeTelegram()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def telegram_app(settings: Settings, fake: FakeTelegram) -> AsyncIterator[FastAPI]:
+    """The app with the Telegram channel against the fake Bot API. One per test session: the bot's
+    handlers are one aiogram router, which attaches to one dispatcher."""
+    from pydantic import SecretStr
+
+    from infoopt.core.settings import TelegramSettings
+
+    configured = settings.model_copy(
+        update={
+            "telegram": TelegramSettings(
+                bot_token=SecretStr(fake.token),
+                webhook_secret=SecretStr(TELEGRAM_WEBHOOK_SECRET),
+                api_base=fake.url,
+            )
+        }
+    )
+    application = create_app(configured)
+    async with application.router.lifespan_context(application):
+        yield application
 
 
 @pytest.fixture(scope="session")

@@ -50,12 +50,14 @@ async def test_an_answer_offers_full_answer_votes_and_a_consultant(client: httpx
     assert body["article_id"] == "fees"
     assert [(a["action"], a["value"]) for a in actions_of(body)] == [
         ("full_answer", "fees"),
+        ("subscribe", "fees"),
         ("helpful", "fees"),
         ("not_helpful", "fees"),
         ("consultant", None),
     ]
     assert [a["label"] for a in actions_of(body)] == [
         "Pełna odpowiedź",
+        "Powiadom mnie o zmianie",
         "Pomocne",
         "Niepomocne",
         "Konsultant",

@@ -272,3 +272,38 @@ async def test_a_queued_job_wakes_one_waiting_worker_not_all_of_them(tmp_path: P
         for client in clients:
             await client.aclose()
         server.stop()
+
+
+async def test_the_send_log_gives_back_the_jobs_a_dead_worker_never_sent(
+    sessions: async_sessionmaker[AsyncSession], redis_url: str
+) -> None:
+    """A worker claimed three jobs, began one, and died. When its lease runs out, the two it never began
+    go back to pending for another worker; the begun one is in doubt; the late worker sends nothing."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(redis_url)
+    send_log = outbox.SendLog(redis)
+    ids = await queue(sessions, 3, Channel.TELEGRAM)
+    now = utcnow()
+    try:
+        async with db.transaction(sessions) as session:
+            claimed = await claim(session, [Channel.TELEGRAM], now=now, lease_until=now + LEASE, limit=3)
+        assert sorted(job.id for job, _refused in claimed) == sorted(ids)
+        assert await send_log.claimed(ids) == set(ids)
+        assert await send_log.begin(ids[0]) is True, "the first job left"
+        async with db.transaction(sessions) as session:
+            recovered = await outbox.recover_expired(
+                session, set(), now=now + LEASE + timedelta(seconds=1), send_logs={Channel.TELEGRAM: send_log}
+            )
+        assert recovered == 3
+        async with sessions() as session:
+            jobs = {
+                job.id: job
+                for job in (await session.exec(select(OutboxJob).where(col(OutboxJob.id).in_(ids)))).all()
+            }
+        assert jobs[ids[0]].status is OutboxStatus.UNCONFIRMED
+        assert [jobs[job_id].status for job_id in ids[1:]] == [OutboxStatus.PENDING, OutboxStatus.PENDING]
+        assert [jobs[job_id].attempts for job_id in ids[1:]] == [0, 0], "never sent: not an attempt"
+        assert await send_log.begin(ids[1]) is False, "the dead worker, were it only slow, sends nothing now"
+    finally:
+        await redis.aclose()

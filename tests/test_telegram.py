@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import SecretStr
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import select
@@ -20,11 +19,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.conversation import ONLY_TEXT_TEXT
 from cases.service import import_cases
-from infoopt.app import create_app
 from infoopt.core.clock import utcnow
 from infoopt.core.i18n import say
 from infoopt.core.languages import Channel
-from infoopt.core.settings import Settings, TelegramSettings
+from infoopt.core.settings import Settings
+from tests.conftest import TELEGRAM_WEBHOOK_SECRET as SECRET
 from tests.conftest import bearer, rolled_back
 from tests.fake_telegram import FakeTelegram, Updates
 from tickets.conversations import find_conversation
@@ -32,7 +31,6 @@ from tickets.models import OutboxJob, OutboxStatus, Ticket, TicketMessage
 from tickets.outbox import drain
 
 pytestmark = pytest.mark.usefixtures("synced_kb", "desk_staff")
-SECRET = "webhook-secret-for-the-tests-0123456789"
 CASE_BATCH = [
     {
         "case_number": "WSC-II-S.6151.1234.2026",
@@ -41,28 +39,6 @@ CASE_BATCH = [
         "stage_date": "2026-11-20",
     }
 ]
-
-
-@pytest.fixture(scope="module")
-async def fake() -> AsyncIterator[FakeTelegram]:
-    server = FakeTelegram()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture(scope="module")
-async def telegram_app(settings: Settings, fake: FakeTelegram) -> AsyncIterator[FastAPI]:
-    configured = settings.model_copy(
-        update={
-            "telegram": TelegramSettings(
-                bot_token=SecretStr(fake.token), webhook_secret=SecretStr(SECRET), api_base=fake.url
-            )
-        }
-    )
-    application = create_app(configured)
-    async with application.router.lifespan_context(application):
-        yield application
 
 
 @pytest.fixture
@@ -163,7 +139,13 @@ async def test_from_start_to_a_consultants_answer_and_a_rating(person: Bot, http
     await person.press("language:uk")
 
     (answer,) = await person.say("скільки коштує карта побиту і куди платити")
-    assert buttons(answer) == ["full_answer:fees", "helpful:fees", "not_helpful:fees", "consultant:"]
+    assert buttons(answer) == [
+        "full_answer:fees",
+        "subscribe:fees",
+        "helpful:fees",
+        "not_helpful:fees",
+        "consultant:",
+    ]
     assert answer["parse_mode"] == "HTML"
     (full, *_rest) = await person.press("full_answer:fees")
     assert "<b>" in full["text"] or "•" in full["text"]

@@ -228,7 +228,11 @@ class OutboxJob(SQLModel, table=True):
     """A message to deliver, stored in the same transaction as what it delivers."""
 
     __tablename__ = "outbox_job"
-    __table_args__ = (Index("ix_outbox_job_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_job_due", "status", "next_attempt_at"),
+        # A change is announced to each person once, however often its broadcast is resumed.
+        Index("ux_outbox_job_change", "change_id", "channel", "recipient", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     channel: Channel = Field(sa_column=Column(enum_column(Channel), nullable=False))
@@ -245,6 +249,8 @@ class OutboxJob(SQLModel, table=True):
         default=None,
         sa_column=Column(Integer, ForeignKey("ticket_message.id", ondelete="SET NULL"), nullable=True),
     )
+    # The knowledge base's topic change this job announces to a subscriber (topic_change.id), if any.
+    change_id: int | None = None
     status: OutboxStatus = Field(
         default=OutboxStatus.PENDING, sa_column=Column(enum_column(OutboxStatus), nullable=False)
     )
@@ -277,3 +283,22 @@ class VoiceCall(SQLModel, table=True):
     duration_seconds: int = 0
     ticket_number: str | None = Field(default=None, max_length=24)
     ended_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Subscription(SQLModel, table=True):
+    """A person asked to hear when the answer on a topic changes ("notify me when this changes")."""
+
+    __tablename__ = "subscription"
+    __table_args__ = (
+        UniqueConstraint("channel", "recipient", "topic_id", name="uq_subscription_person_topic"),
+        Index("ix_subscription_topic_active", "topic_id", "active"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: Channel = Field(sa_column=Column(enum_column(Channel), nullable=False))
+    recipient: str = Field(max_length=128)  # the channel's id for the person, as in outbox_job
+    topic_id: str = Field(max_length=64)
+    language: str = Field(max_length=8)  # the language the person is written to in
+    active: bool = True  # False: the person blocked the bot (deleted after a while; stopping deletes it)
+    created_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = None

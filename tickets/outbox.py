@@ -9,9 +9,10 @@ has one writer at a time), so no job is taken twice.
 Each channel registers a `Deliverer`. A *transactional* one (the web chat: the message is a row in
 the person's conversation) delivers inside the claiming transaction, so it happens exactly once. Any
 other (Telegram, SMS) sends over the network under a lease, the batch side by side within the
-channel's own limits; if the worker dies mid-send, the lease expires and the job is marked
-`unconfirmed` for a consultant to resend, never silently sent twice. Failures are retried with
-exponential backoff (or the channel's own `retry_after`).
+channel's own limits. If the worker dies mid-send, the lease expires; a channel with a `SendLog` then
+knows which of the worker's jobs never left (they go back to pending, for another worker) and which
+may have (`unconfirmed`, for a consultant to resend): nothing is silently sent twice. Failures are
+retried with exponential backoff (or the channel's own `retry_after`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import bindparam, delete, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -36,6 +39,7 @@ from infoopt.core.errors import DomainError
 from infoopt.core.languages import Channel
 from tickets.metrics import count_delivery_failure
 from tickets.models import Conversation, Delivery, OutboxJob, OutboxStatus, TicketMessage
+from tickets.subscriptions import deactivate_recipient
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +80,60 @@ class NotYet(Exception):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"the channel's rate is used up for {seconds:.1f} s")
         self.seconds = seconds
+
+
+class SendLog:
+    """Which claimed jobs a network channel has not begun to send, in Redis, shared by every worker.
+
+    A worker notes its claimed jobs as "not begun" and removes each note just before the job's request
+    leaves; the job is sent only if the removal was its own. When a worker dies, `recover_expired`
+    takes the notes still there: those jobs never left and go back to pending. A job without a note
+    (it left, or Redis could not be written at the claim) stays in doubt: `unconfirmed`. A job that
+    recovery took back is not sent by the late worker either: its note is gone. With the in-process
+    stand-in for Redis the notes die with the process, so every expired job stays in doubt, as before.
+    """
+
+    PREFIX = "infoopt:outbox:unsent:"
+
+    def __init__(self, redis: Redis, *, ttl_seconds: int = 6 * 3600) -> None:
+        self.redis = redis
+        self.ttl_seconds = ttl_seconds
+
+    async def claimed(self, ids: Sequence[int]) -> set[int]:
+        """Note the jobs as not begun; the ones noted (none if Redis is away)."""
+        if not ids:
+            return set()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.set(f"{self.PREFIX}{job_id}", 1, ex=self.ttl_seconds)
+                await pipe.execute()
+        except RedisError as error:
+            log.warning("outbox.send_log_unavailable", extra={"error": str(error)})
+            return set()
+        return set(ids)
+
+    async def begin(self, job_id: int) -> bool:
+        """Just before sending: True when this worker may send (its note was still there)."""
+        try:
+            return bool(await self.redis.delete(f"{self.PREFIX}{job_id}"))
+        except RedisError as error:
+            raise DeliveryFailed(f"could not note the send: {error}") from error
+
+    async def never_begun(self, ids: Sequence[int]) -> set[int]:
+        """Of these expired jobs, the ones that never left; their notes are taken, so no late worker
+        sends them."""
+        if not ids:
+            return set()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.getdel(f"{self.PREFIX}{job_id}")
+                found = await pipe.execute()
+        except RedisError as error:
+            log.warning("outbox.send_log_unavailable", extra={"error": str(error)})
+            return set()
+        return {job_id for job_id, note in zip(ids, found, strict=True) if note is not None}
 
 
 # What came of one attempt: None delivered, else why not.
@@ -162,6 +220,7 @@ async def _settle(session: AsyncSession, job: OutboxJob, error: Outcome, now: da
                 .values(blocked_at=now)
                 .execution_options(synchronize_session=False)
             )
+            await deactivate_recipient(session, job.channel, job.recipient, now)
     else:
         count_delivery_failure(job.channel, given_up=False)
         wait = timedelta(seconds=error.retry_after) if error.retry_after else backoff(job.attempts)
@@ -173,19 +232,36 @@ async def _settle(session: AsyncSession, job: OutboxJob, error: Outcome, now: da
     return job.status
 
 
-async def recover_expired(session: AsyncSession, transactional: set[Channel], *, now: datetime) -> int:
-    """Jobs whose worker died mid-send: a transactional channel's go back to pending; others are
-    marked unconfirmed, since they may have arrived (never sent twice behind anyone's back)."""
-    expired = (
-        await session.exec(
-            select(OutboxJob).where(
-                OutboxJob.status == OutboxStatus.SENDING, col(OutboxJob.lease_until) < now
-            )
+async def recover_expired(
+    session: AsyncSession,
+    transactional: set[Channel],
+    *,
+    now: datetime,
+    send_logs: Mapping[Channel, SendLog] | None = None,
+    channels: Collection[Channel] | None = None,
+) -> int:
+    """Jobs whose worker died mid-send: a transactional channel's go back to pending, and so do the
+    ones a channel's `SendLog` knows never left; the others are marked unconfirmed, since they may
+    have arrived (never sent twice behind anyone's back). `channels`: only these channels' jobs (the
+    ones this process delivers, and so knows the send log of)."""
+    query = (
+        select(OutboxJob)
+        .where(OutboxJob.status == OutboxStatus.SENDING, col(OutboxJob.lease_until) < now)
+        .with_for_update(skip_locked=True)
+    )
+    if channels is not None:
+        query = query.where(col(OutboxJob.channel).in_(list(channels)))
+    expired = (await session.exec(query)).all()
+    never_begun: set[int] = set()
+    for channel, send_log in (send_logs or {}).items():
+        never_begun |= await send_log.never_begun(
+            [job.id for job in expired if job.channel == channel and job.id is not None]
         )
-    ).all()
     for job in expired:
-        if job.channel in transactional:
+        if job.channel in transactional or job.id in never_begun:
             job.status, job.lease_until = OutboxStatus.PENDING, None
+            if job.id in never_begun:  # not an attempt: it never left
+                job.attempts, job.next_attempt_at = max(0, job.attempts - 1), now
         else:
             job.status, job.lease_until = OutboxStatus.UNCONFIRMED, None
             job.last_error = "a worker stopped while sending; it is not known whether it arrived"
@@ -244,8 +320,15 @@ async def recover(
 ) -> int:
     """`recover_expired` in a transaction of its own; how many jobs it re-marked."""
     transactional = {channel for channel, deliverer in deliverers.items() if deliverer.transactional}
+    send_logs = {
+        channel: send_log
+        for channel, deliverer in deliverers.items()
+        if (send_log := getattr(deliverer, "send_log", None)) is not None
+    }
     async with db.transaction(sessions) as session:
-        return await recover_expired(session, transactional, now=now)
+        return await recover_expired(
+            session, transactional, now=now, send_logs=send_logs, channels=list(deliverers)
+        )
 
 
 def _claiming() -> Any:

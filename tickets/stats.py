@@ -44,6 +44,7 @@ from tickets.models import (
     WeeklyHours,
 )
 from tickets.offices import WARSAW, opening_time_between
+from tickets.subscriptions import ChangeDeliveries, change_deliveries, subscriptions_per_topic
 
 DEFAULT_DAYS = 30
 # The office filter's value for the shared queue (tickets of no point), as in service.QueueFilter.
@@ -428,6 +429,24 @@ async def voice_calls(session: AsyncSession, period: Period) -> VoiceCalls:
 
 
 @dataclass(frozen=True, slots=True)
+class Alerts:
+    """ "Tell me when this changes": who follows which topic now, and the period's messages about changes."""
+
+    per_topic: Sequence[tuple[str, int]]  # active subscriptions, the most followed topic first
+    deliveries: ChangeDeliveries  # messages about changes queued in the period, by what became of them
+
+    @property
+    def subscriptions(self) -> int:
+        return sum(count for _topic, count in self.per_topic)
+
+
+async def alerts(session: AsyncSession, period: Period) -> Alerts:
+    return Alerts(
+        await subscriptions_per_topic(session), await change_deliveries(session, since=period.since)
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Dashboard:
     period: Period
     office: str | None  # the filter: None (every point), SHARED_QUEUE or a PID code
@@ -438,6 +457,7 @@ class Dashboard:
     containment: Containment
     ratings: Ratings
     calls: VoiceCalls
+    alerts: Alerts
 
     @property
     def tickets(self) -> int:
@@ -509,6 +529,17 @@ class Dashboard:
                 "total": self.calls.total,
                 "average_seconds": _round(self.calls.average_seconds),
             },
+            "alerts": {
+                "subscriptions": self.alerts.subscriptions,
+                "per_topic": [{"topic_id": topic, "subscriptions": n} for topic, n in self.alerts.per_topic],
+                "messages": {
+                    "queued": self.alerts.deliveries.queued,
+                    "delivered": self.alerts.deliveries.delivered,
+                    "failed": self.alerts.deliveries.failed,
+                    "unconfirmed": self.alerts.deliveries.unconfirmed,
+                    "total": self.alerts.deliveries.total,
+                },
+            },
             "ratings": {
                 "counts": {
                     str(rating): count for rating, count in zip(RATINGS, self.ratings.counts, strict=True)
@@ -553,4 +584,5 @@ async def dashboard(
         containment=await containment(session, period),
         ratings=await ratings(session, period, office),
         calls=await voice_calls(session, period),
+        alerts=await alerts(session, period),
     )

@@ -234,6 +234,7 @@ COMMAND_MENU = {
     "status": N_("Status of my case"),
     "language": N_("Language"),
     "help": N_("What the bot can do"),
+    "subscriptions": N_("Topics I am told about when they change"),
     "privacy": N_("What is stored about me"),
     "forget": N_("Erase my data"),
 }

@@ -30,7 +30,7 @@ from infoopt.core.pacing import SharedPace
 from tickets.conversations import find_conversation
 from tickets.models import OutboxJob, Ticket, TicketMessage
 from tickets.offices import UnknownOffice, get_office
-from tickets.outbox import DeliveryFailed, NotYet, Sending
+from tickets.outbox import DeliveryFailed, NotYet, Sending, SendLog
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,10 @@ class TelegramDeliverer:
     channel = Channel.TELEGRAM
     transactional = False
 
-    def __init__(self, bot: Bot, pace: SharedPace) -> None:
+    def __init__(self, bot: Bot, pace: SharedPace, send_log: SendLog | None = None) -> None:
         self.bot = bot
         self.pace = pace
+        self.send_log = send_log  # which claimed jobs have not left yet, for the recovery of a dead worker
 
     async def prepare(self, session: AsyncSession, jobs: Sequence[OutboxJob]) -> list[Sending]:
         """Each job's messages (a consultant's reply signed, read on `session`), their moments reserved
@@ -62,11 +63,16 @@ class TelegramDeliverer:
             [job.recipient for job, chunks in zip(jobs, messages, strict=True) for _ in chunks]
         )
         reserved_at = asyncio.get_running_loop().time()
+        noted = (
+            await self.send_log.claimed([job.id for job in jobs if job.id is not None])
+            if self.send_log
+            else set()
+        )
         sendings: list[Sending] = []
         for job, chunks in zip(jobs, messages, strict=True):
             moments = [reserved_at + delay for delay in delays[: len(chunks)]]
             delays = delays[len(chunks) :]
-            sendings.append(partial(self._send_all, job, chunks, moments))
+            sendings.append(partial(self._send_all, job, chunks, moments, job.id in noted))
         return sendings
 
     async def deliver(self, session: AsyncSession, job: OutboxJob) -> None:
@@ -74,14 +80,19 @@ class TelegramDeliverer:
         (sending,) = await self.prepare(session, [job])
         await sending()
 
-    async def _send_all(self, job: OutboxJob, chunks: list[str], moments: list[float]) -> None:
-        """The job's messages in order, each at its moment; the buttons go with the last one."""
+    async def _send_all(
+        self, job: OutboxJob, chunks: list[str], moments: list[float], noted: bool = False
+    ) -> None:
+        """The job's messages in order, each at its moment; the buttons go with the last one. A job noted
+        in the send log leaves only if its note is still there (a recovery may have taken it back)."""
         loop = asyncio.get_running_loop()
         if moments and moments[0] - loop.time() > MAX_WAIT_SECONDS:
             raise NotYet(moments[0] - loop.time())
         markup = keyboard(actions_from_json(job.actions))
         for number, (chunk, moment) in enumerate(zip(chunks, moments, strict=True), start=1):
             await asyncio.sleep(max(0.0, moment - loop.time()))
+            if number == 1 and noted and self.send_log and not await self.send_log.begin(job.id or 0):
+                raise DeliveryFailed("taken back after this worker's lease ran out; another worker sends it")
             await self._send(job, chunk, markup if number == len(chunks) else None)
 
     async def _signed(self, session: AsyncSession, job: OutboxJob, text: str) -> str:

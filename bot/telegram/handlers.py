@@ -51,6 +51,7 @@ COMMANDS = {
     "status": ActionName.CASE_STATUS,
     "privacy": ActionName.PRIVACY,
     "forget": ActionName.FORGET,
+    "subscriptions": ActionName.SUBSCRIPTIONS,
 }
 
 

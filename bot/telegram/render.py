@@ -23,7 +23,13 @@ _SIDE_BY_SIDE = {
     ActionName.LANGUAGE,
     ActionName.CONSENT,
 }
-_ICONS = {ActionName.HELPFUL: "👍", ActionName.NOT_HELPFUL: "👎", ActionName.CONSULTANT: "🧑‍💼"}
+_ICONS = {
+    ActionName.HELPFUL: "👍",
+    ActionName.NOT_HELPFUL: "👎",
+    ActionName.CONSULTANT: "🧑‍💼",
+    ActionName.SUBSCRIBE: "🔔",
+    ActionName.UNSUBSCRIBE: "🔕",
+}
 
 
 # Tags Telegram understands, by the tag the site's HTML uses.

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     # engine answers at once), then tries it again: a hung Rasa does not cost every question the timeout.
     nlu_breaker_failures: int = Field(default=3, ge=1)
     nlu_breaker_seconds: float = Field(default=15.0, gt=0)
+    # Days every answer on a topic starts with "changed on …" after an admin marked a change of it.
+    change_notice_days: int = Field(default=30, ge=0, le=365)
     # Questions a minute per conversation: plenty for a person typing.
     ask_limit_per_minute: int = Field(default=30, ge=1)
     # ...and per client address: generous, since a PID point's public computer or a mobile carrier's
