@@ -273,7 +273,9 @@ async def test_one_person_follows_a_topic_once_and_at_most_so_many(sessions: Any
             await subscribe(session, Channel.WEB, "web-person", "one-too-many", "pl")
 
 
-async def test_the_web_chat_offers_it_under_an_answer_too(http: httpx.AsyncClient, sessions: Any) -> None:
+async def test_the_web_chat_offers_it_under_an_answer_too(
+    http: httpx.AsyncClient, sessions: Any, telegram_app: FastAPI
+) -> None:
     ask = {"action": "choose_topic", "value": TOPIC, "language": "en"}
     reply = (await http.post("/api/v1/ask", json=ask)).json()
     offered = {"action": "subscribe", "value": TOPIC, "label": say("en", "Notify me when this changes")}
@@ -289,3 +291,17 @@ async def test_the_web_chat_offers_it_under_an_answer_too(http: httpx.AsyncClien
     assert any(a["action"] == "unsubscribe" and a["value"] == TOPIC for a in done["actions"])
     async with sessions() as session:
         assert await topics_of(session, Channel.WEB, reply["session_id"]) == [TOPIC]
+
+    # While the chat is open, the change arrives in it like a consultant's message does.
+    async with sessions() as session, session.begin():
+        await mark_change(session, TOPIC, "pl", {"pl": SUMMARY_PL}, actor="anna.admin")
+    services = telegram_app.state.services
+    assert await announce_next(sessions, services.published_now) == 1
+    await drain(sessions, services.deliverers)
+    messages = (await http.get(f"/api/v1/conversations/{reply['session_id']}/messages")).json()["items"]
+    (notice,) = [m for m in messages if m["text"].startswith("The answer about “")]
+    assert notice["author"] == "bot" and "changed on" in notice["text"]
+    assert [(a["action"], a["value"]) for a in notice["actions"]] == [
+        ("full_answer", TOPIC),
+        ("unsubscribe", TOPIC),
+    ]
