@@ -145,7 +145,12 @@ class Services:
     async def start(cls, settings: Settings, *, parses: bool = True) -> Services:
         """Connect to the database and Redis and load the NLU engines. `parses=False` (an outbox worker,
         which never reads what people write) loads no NLU model and fills no article cache."""
-        engine = db.create_engine(settings.database_url)
+        engine = db.create_engine(
+            settings.database_url,
+            pool=db.PoolSize(
+                settings.db_pool_size, settings.db_max_overflow, settings.db_pool_timeout_seconds
+            ),
+        )
         sessions = db.session_factory(engine)
         if parses:
             nlu = build_nlu(settings, await asyncio.to_thread(build_embedded, settings))

@@ -117,3 +117,34 @@ async def test_a_connection_pool_with_none_free_is_a_503_to_retry_not_a_500(sett
         response = await http.get("/_test/busy")
     assert response.status_code == 503, response.text
     assert response.json()["error"] == "unavailable" and int(response.headers["Retry-After"]) >= 1
+
+
+async def test_the_pool_settings_hold_and_a_full_pool_answers_503_after_its_timeout(
+    settings: Settings,
+) -> None:
+    """Two connections, no overflow, half a second's wait: with both taken, a request waits half a second
+    and gets a 503 to retry (a person's question gets the infoline's contacts instead); once they are free
+    again, the route answers again."""
+    import time
+
+    configured = settings.model_copy(
+        update={"db_pool_size": 2, "db_max_overflow": 0, "db_pool_timeout_seconds": 0.5}
+    )
+    app = create_app(configured)
+    async with app.router.lifespan_context(app):
+        engine = app.state.services.engine
+        assert (engine.pool.size(), engine.pool._max_overflow) == (2, 0)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            ask = {"text": "ile kosztuje karta pobytu", "language": "pl"}
+            messages = "/api/v1/conversations/" + "x" * 32 + "/messages"
+            async with engine.connect(), engine.connect():  # every connection taken
+                started = time.monotonic()
+                response = await http.get(messages)
+                waited = time.monotonic() - started
+                answer = (await http.post("/api/v1/ask", json=ask)).json()
+            assert response.status_code == 503, response.text
+            assert waited >= 0.5 and int(response.headers["Retry-After"]) >= 1
+            assert answer["kind"] == "handoff" and "12 210 20 20" in answer["answer"], "a way to a person"
+            assert (await http.get(messages)).status_code == 404
+            assert (await http.post("/api/v1/ask", json=ask)).status_code == 200

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -58,7 +59,17 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+@dataclass(frozen=True, slots=True)
+class PoolSize:
+    """PostgreSQL connections a process keeps (`size`), may open beyond them under load (`overflow`), and
+    how long a request waits for one when all are busy before it answers 503 (`timeout`, seconds)."""
+
+    size: int = 10
+    overflow: int = 10
+    timeout: float = 30.0
+
+
+def create_engine(url: str, *, echo: bool = False, pool: PoolSize | None = None) -> AsyncEngine:
     """An async engine for the given plain or async URL; SQLite gets its directory and pragmas."""
     async_url = async_database_url(url)
     if async_url.drivername.startswith("sqlite"):
@@ -81,8 +92,14 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     # first statement instead; SQLAlchemy then discards the whole pool's stale connections, and the
     # request answers 503 (Telegram and the workspace send it again). Connections are renewed every
     # half hour, before any server or proxy idle timeout closes them.
+    pool = pool or PoolSize()
     return create_async_engine(
-        async_url, echo=echo, pool_size=10, max_overflow=10, pool_recycle=POOL_RECYCLE_SECONDS
+        async_url,
+        echo=echo,
+        pool_size=pool.size,
+        max_overflow=pool.overflow,
+        pool_timeout=pool.timeout,
+        pool_recycle=POOL_RECYCLE_SECONDS,
     )
 
 

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     # engine answers at once), then tries it again: a hung Rasa does not cost every question the timeout.
     nlu_breaker_failures: int = Field(default=3, ge=1)
     nlu_breaker_seconds: float = Field(default=15.0, gt=0)
+    # PostgreSQL connections per process: kept, opened beyond them under load, and the wait for one when
+    # all are busy (then the request answers 503 with Retry-After). Mind PostgreSQL's max_connections:
+    # (size + overflow) × processes (app workers, outbox workers) must stay below it.
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     # Days every answer on a topic starts with "changed on …" after an admin marked a change of it.
     change_notice_days: int = Field(default=30, ge=0, le=365)
     # Questions a minute per conversation: plenty for a person typing.
