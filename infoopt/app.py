@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,7 +26,13 @@ from infoopt.core import db
 from infoopt.core.errors import NotFound, document_errors, install_error_handlers
 from infoopt.core.headers import SecurityHeaders
 from infoopt.core.limits import BodySizeLimit, PublicReadLimit
-from infoopt.core.metrics import RequestMetrics, metrics_response, worker_started, worker_stopped
+from infoopt.core.metrics import (
+    RequestMetrics,
+    metrics_response,
+    scrape_allowed,
+    worker_started,
+    worker_stopped,
+)
 from infoopt.core.redis_store import is_in_process
 from infoopt.core.settings import Settings, check_production, get_settings
 from infoopt.core.web import STATIC_DIR
@@ -193,10 +198,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Prometheus metrics of every worker, and the desk's state read from the database for this scrape
         (in production only with `Authorization: Bearer <token>`)."""
         token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
-        if token or settings.is_production:
-            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            if not token or not hmac.compare_digest(given.encode(), token.encode()):
-                raise NotFound("not found")
+        if not scrape_allowed(request.headers.get("authorization"), token, production=settings.is_production):
+            raise NotFound("not found")
         return metrics_response(await desk_registry(app.state.services.sessions))
 
     return app

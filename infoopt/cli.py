@@ -132,6 +132,14 @@ def worker(
     heartbeat: Annotated[
         Path | None, typer.Option(help="A file touched every 15 s while the worker is alive (healthchecks)")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="INFOOPT_WORKER_METRICS_PORT",
+            help="Serve this worker's Prometheus metrics at http://INFOOPT_HOST:PORT/metrics "
+            "(deliveries, failures; guarded by INFOOPT_METRICS_TOKEN like the app's)",
+        ),
+    ] = None,
 ) -> None:
     """Deliver consultants' replies from the outbox and close long-resolved tickets, until stopped.
 
@@ -155,6 +163,15 @@ def worker(
                 heartbeat.touch()
                 await asyncio.sleep(15)
 
+        metrics = None
+        if metrics_port is not None:
+            from infoopt.core.metrics import serve_worker_metrics
+
+            token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+            metrics = await serve_worker_metrics(
+                settings.host, metrics_port, token, production=settings.is_production
+            )
+            typer.echo(f"worker metrics on http://{settings.host}:{metrics_port}/metrics")
         try:
             await asyncio.gather(
                 services.outbox_worker().run(services.feed.outbox_wakeups),
@@ -163,6 +180,8 @@ def worker(
                 beat(),
             )
         finally:
+            if metrics is not None:
+                await metrics.cleanup()
             await services.close()
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -7,10 +7,12 @@ import asyncio
 import os
 import secrets
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
@@ -30,6 +32,9 @@ async def test_the_worker_process_delivers_a_queued_reply(
     pg_engine: AsyncEngine, settings: Settings, tmp_path: Path
 ) -> None:
     heartbeat = tmp_path / "alive"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = int(probe.getsockname()[1])
     environment = {
         **os.environ,
         "INFOOPT_ENV": "test",
@@ -45,6 +50,8 @@ async def test_the_worker_process_delivers_a_queued_reply(
         "worker",
         "--heartbeat",
         str(heartbeat),
+        "--metrics-port",
+        str(metrics_port),
         env=environment,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -82,6 +89,11 @@ async def test_the_worker_process_delivers_a_queued_reply(
                     ).all()
                 )
         assert delivered == ["Відповідь консультанта"]
+        # Its own metrics, at its own port (it serves no other HTTP): the delivery counted.
+        async with httpx.AsyncClient() as http:
+            scrape = await http.get(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert scrape.status_code == 200
+        assert 'infoopt_outbox_delivered_total{channel="web"} 1.0' in scrape.text
         assert heartbeat.exists() and time.time() - heartbeat.stat().st_mtime < 30
     finally:
         process.send_signal(signal.SIGINT)

@@ -52,6 +52,13 @@ DELIVERY_FAILURES = Counter(
     registry=REGISTRY,
 )
 
+DELIVERIES = Counter(
+    "infoopt_outbox_delivered_total",
+    "Messages delivered from the outbox, by channel (what a worker sent; a broadcast's messages included)",
+    ["channel"],
+    registry=REGISTRY,
+)
+
 
 def office_label(code: str | None) -> str:
     return code or SHARED_QUEUE
@@ -65,6 +72,12 @@ def count_handoff(session: AsyncSession, ticket: Ticket) -> None:
         HANDOFFS.labels(*labels).inc()
 
     after_commit(session, count)
+
+
+def count_delivered(channel: Channel, count: int = 1) -> None:
+    """Count messages the outbox delivered on a channel."""
+    if count:
+        DELIVERIES.labels(channel.value).inc(count)
 
 
 def count_delivery_failure(channel: Channel, *, given_up: bool) -> None:

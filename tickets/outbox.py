@@ -37,7 +37,7 @@ from infoopt.core import db
 from infoopt.core.clock import utcnow
 from infoopt.core.errors import DomainError
 from infoopt.core.languages import Channel
-from tickets.metrics import count_delivery_failure
+from tickets.metrics import count_delivered, count_delivery_failure
 from tickets.models import Conversation, Delivery, OutboxJob, OutboxStatus, TicketMessage
 from tickets.subscriptions import deactivate_recipient
 
@@ -207,6 +207,7 @@ async def _settle(session: AsyncSession, job: OutboxJob, error: Outcome, now: da
     elif error is None:
         job.status, job.sent_at, job.lease_until, job.last_error = OutboxStatus.SENT, now, None, None
         await _mark_message(session, job, Delivery.SENT, None)
+        count_delivered(job.channel)
     elif error.permanent or job.attempts >= MAX_ATTEMPTS:
         count_delivery_failure(job.channel, given_up=True)
         job.status, job.lease_until, job.last_error = OutboxStatus.FAILED, None, str(error)[:300]
@@ -538,6 +539,8 @@ async def _settle_sent(
                 .values(delivery=Delivery.SENT, delivery_error=None)
                 .execution_options(synchronize_session=False)
             )
+        for channel in {job.channel for job in sent}:
+            count_delivered(channel, sum(1 for job in sent if job.channel == channel and job.id in done))
         for job in sent:
             if job.id not in done:
                 statuses.append(None)

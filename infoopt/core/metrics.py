@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hmac
 import os
 import re
 import time
 from pathlib import Path
 
+from aiohttp import web
 from fastapi import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -160,6 +162,32 @@ def exposition(*extra: CollectorRegistry) -> bytes:
     else:
         registry = REGISTRY
     return b"".join(generate_latest(each) for each in (registry, *extra))
+
+
+def scrape_allowed(authorization: str | None, token: str | None, *, production: bool) -> bool:
+    """Whether a scrape may read the metrics: with a token set (always, in production) only with
+    `Authorization: Bearer <token>`."""
+    if not token and not production:
+        return True
+    given = (authorization or "").removeprefix("Bearer ").strip()
+    return bool(token) and hmac.compare_digest(given.encode(), (token or "").encode())
+
+
+async def serve_worker_metrics(host: str, port: int, token: str | None, *, production: bool) -> web.AppRunner:
+    """`GET /metrics` for a process that serves no HTTP of its own (an outbox worker): its delivery
+    counters, guarded like the app's /metrics. Returns the runner; `await runner.cleanup()` stops it."""
+
+    async def metrics(request: web.Request) -> web.Response:
+        if not scrape_allowed(request.headers.get("Authorization"), token, production=production):
+            raise web.HTTPNotFound()
+        return web.Response(body=exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
 
 
 def metrics_response(*extra: CollectorRegistry) -> Response:
