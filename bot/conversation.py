@@ -1040,14 +1040,14 @@ FORGET_CONFIRM_TEXT = N_(
 )
 FORGOTTEN_TEXT = N_("Done: your data is erased. You can start again whenever you like.")
 SUBSCRIBED_TEXT = N_(
-    "Done. When the answer about “{title}” changes, I will write to you here. You can stop this at any time: /subscriptions."
+    "Done. When the answer about “{title}” changes, I will write to you here. “My subscriptions” shows what you follow, and you can stop it there at any time."
 )
 UNSUBSCRIBED_TEXT = N_("You will no longer get messages when the answer about “{title}” changes.")
 NO_SUBSCRIPTIONS_TEXT = N_(
     "You do not follow any topic. Under an answer, press “Notify me when this changes” and I will tell you when it changes."
 )
 TOO_MANY_SUBSCRIPTIONS_TEXT = N_(
-    "You already follow as many topics as one person can. Stop one of them first: /subscriptions."
+    "You already follow as many topics as one person can. Stop one of them first under “My subscriptions”."
 )
 CANNOT_SUBSCRIBE_TEXT = N_(
     "I cannot write to you here later. To be told when an answer changes, ask me on Telegram or in the web chat."

@@ -32,6 +32,7 @@ from tickets.models import (
     MessageAuthor,
     OutboxJob,
     OutboxStatus,
+    Subscription,
     Ticket,
     TicketAuthor,
     TicketMessage,
@@ -64,6 +65,9 @@ async def tarnow_ticket(app_db: async_sessionmaker[AsyncSession]) -> tuple[Ticke
         )
         session.add(TicketMessage(ticket_id=ticket.id or 0, author=TicketAuthor.CONSULTANT, text="Zgłoś to."))
         session.add(TicketMessage(ticket_id=ticket.id or 0, author=TicketAuthor.NOTE, text="internal only"))
+        session.add(
+            Subscription(channel=Channel.TELEGRAM, recipient=person, topic_id="residence_card", language="uk")
+        )
         await session.commit()
     return ticket, person
 
@@ -86,6 +90,7 @@ async def test_a_consultant_exports_what_is_kept_about_the_person_and_the_export
     (exported,) = data["tickets"]
     assert exported["number"] == ticket.number and exported["description"].startswith("Загубила")
     assert [m["text"] for m in exported["messages"]] == ["Zgłoś to."], "staff notes are not the person's data"
+    assert [(s["topic"], s["active"]) for s in data["subscriptions"]] == [("residence_card", True)]
     async with app_db() as session:
         audit = (
             await session.exec(select(AuditEntry).where(AuditEntry.action == "export_person_data"))

@@ -20,6 +20,7 @@ from tickets.models import (
     Conversation,
     ConversationMessage,
     MessageAuthor,
+    Subscription,
     Ticket,
     TicketAuthor,
     TicketMessage,
@@ -184,7 +185,8 @@ def _when(moment: datetime | None) -> str | None:
 
 async def export_person(session: AsyncSession, conversation: Conversation) -> dict[str, object]:
     """Everything kept about the person behind a conversation, as they could ask for it (GDPR art. 15):
-    the conversation, its messages, and their tickets with every message a consultant sent them."""
+    the conversation, its messages, their tickets with every message a consultant sent them, and the
+    topics they asked to be told about when they change."""
     messages = (
         await session.exec(
             select(ConversationMessage)
@@ -195,6 +197,14 @@ async def export_person(session: AsyncSession, conversation: Conversation) -> di
     tickets = (
         await session.exec(
             select(Ticket).where(Ticket.conversation_id == conversation.id).order_by(col(Ticket.id))
+        )
+    ).all()
+    subscriptions = (
+        await session.exec(
+            select(Subscription)
+            .where(Subscription.channel == conversation.channel)
+            .where(Subscription.recipient == conversation.external_id)
+            .order_by(col(Subscription.id))
         )
     ).all()
     exported_tickets = []
@@ -243,4 +253,13 @@ async def export_person(session: AsyncSession, conversation: Conversation) -> di
             for message in messages
         ],
         "tickets": exported_tickets,
+        "subscriptions": [
+            {
+                "topic": subscription.topic_id,
+                "language": subscription.language,
+                "active": subscription.active,
+                "since": _when(subscription.created_at),
+            }
+            for subscription in subscriptions
+        ],
     }
