@@ -138,8 +138,11 @@
     list.appendChild(item);
   }
 
+  // What the desk or a worker sent on its own, not in answer to a turn: a consultant's reply, a notice
+  // about a request (the rating request), a change of an answer the person follows.
+  const DESK_KINDS = ["ticket_notice", "change_notice"];
   function fromDesk(message) {
-    return message.author === "consultant" || message.kind === "ticket_notice";
+    return message.author === "consultant" || DESK_KINDS.indexOf(message.kind) >= 0;
   }
 
   async function submit(payload, shown) {
