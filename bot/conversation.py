@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -65,7 +66,13 @@ SMALLTALK = ("greet", "goodbye", "thanks")
 CASE_TOPICS = frozenset({"case_status", "processing_time_delay"})
 FLOWS: dict[str, Flow] = {CONSULTANT.name: CONSULTANT, CASE_STATUS.name: CASE_STATUS}
 
-ArticleLookup = Callable[[str, str], Awaitable[PublishedArticle | None]]
+
+class ArticleLookup(Protocol):
+    """The served article of a topic in a language (or None); read on `session` if it must be read."""
+
+    def __call__(
+        self, topic_id: str, language: str, session: AsyncSession | None = None
+    ) -> Awaitable[PublishedArticle | None]: ...
 
 
 class InvalidAction(NotFound):
@@ -495,7 +502,7 @@ class Conversation:
     # --- replies -------------------------------------------------------------------------------
 
     async def _published(self, context: FlowContext, topic_id: str) -> PublishedArticle | None:
-        return await self.articles(topic_id, context.language)
+        return await self.articles(topic_id, context.language, context.session)
 
     async def _answer(self, score: IntentScore, context: FlowContext, result: NluResult | None) -> Reply:
         assert score.topic_id is not None

@@ -166,7 +166,7 @@ class Services:
                 return await kb.get_published(session, topic_id, language)
 
         redis = create_redis(settings.redis_url)
-        kb_cache = PublishedCache(load_published)
+        kb_cache = PublishedCache(load_published, load_in=kb.get_published)
         feed = TicketFeed(redis)
         services = cls(
             settings=settings,

@@ -7,12 +7,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from knowledge_base.service import PublishedArticle
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
 Loader = Callable[[str, str], Awaitable[PublishedArticle | None]]
+# The same, on a session the caller already holds (a person's turn): no second connection for a miss.
+SessionLoader = Callable[[AsyncSession, str, str], Awaitable[PublishedArticle | None]]
 
 # A safety net only: publishes are announced over pub/sub and reach every worker within a second;
 # should a worker miss one (say Redis restarted), it still picks up the change after this long.
@@ -27,8 +31,11 @@ class PublishedCache:
     one here (under load, turns each waiting for another connection would exhaust the pool).
     """
 
-    def __init__(self, loader: Loader, *, ttl: float = SAFETY_TTL_SECONDS) -> None:
+    def __init__(
+        self, loader: Loader, *, ttl: float = SAFETY_TTL_SECONDS, load_in: SessionLoader | None = None
+    ) -> None:
         self._loader = loader
+        self._load_in = load_in
         self._ttl = ttl
         self._entries: dict[Key, tuple[float, PublishedArticle | None]] = {}
         self._reloading: dict[Key, asyncio.Task[None]] = {}
@@ -39,8 +46,13 @@ class PublishedCache:
         for article in published:
             self._entries[(article.topic_id, article.language)] = (expires, article)
 
-    async def get(self, topic_id: str, language: str) -> PublishedArticle | None:
-        """The served revision, from memory; loaded now only if it was never loaded or was dropped."""
+    async def get(
+        self, topic_id: str, language: str, session: AsyncSession | None = None
+    ) -> PublishedArticle | None:
+        """The served revision, from memory; loaded now only if it was never loaded or was dropped — on
+        `session` when the caller holds one. Right after a publish every worker's turns on that topic
+        miss at once; each loading on a second connection while holding its own could take the whole
+        pool and wait for itself."""
         key = (topic_id, language)
         now = time.monotonic()
         cached = self._entries.get(key)
@@ -48,7 +60,10 @@ class PublishedCache:
             if cached[0] <= now and key not in self._reloading:
                 self._reloading[key] = asyncio.create_task(self._reload(key))
             return cached[1]
-        article = await self._loader(topic_id, language)
+        if session is not None and self._load_in is not None:
+            article = await self._load_in(session, topic_id, language)
+        else:
+            article = await self._loader(topic_id, language)
         self._entries[key] = (now + self._ttl, article)
         return article
 

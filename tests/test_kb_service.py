@@ -514,3 +514,29 @@ async def test_the_cache_never_makes_a_turn_wait_for_the_database_once_filled() 
     await asyncio.sleep(0.01)
     fresh = await cache.get("fees", "pl")
     assert fresh is not None and fresh.title == "new"
+
+
+async def test_a_miss_during_a_turn_is_read_on_the_turns_own_session() -> None:
+    """Right after a publish, turns on that topic miss at once: each reads it on the connection it already
+    holds, never on a second one it would have to wait for."""
+    from knowledge_base.cache import PublishedCache
+
+    plain: list[tuple[str, str]] = []
+    on_session: list[tuple[object, str, str]] = []
+
+    async def loader(topic_id: str, language: str) -> kb.PublishedArticle | None:
+        plain.append((topic_id, language))
+        return _published_article(topic_id, "plain")
+
+    async def load_in(session: object, topic_id: str, language: str) -> kb.PublishedArticle | None:
+        on_session.append((session, topic_id, language))
+        return _published_article(topic_id, "on the turn's session")
+
+    cache = PublishedCache(loader, load_in=load_in)
+    turn = object()
+    article = await cache.get("fees", "pl", turn)  # type: ignore[arg-type]
+    assert article is not None and article.title == "on the turn's session"
+    assert on_session == [(turn, "fees", "pl")] and plain == []
+    assert await cache.get("fees", "pl") is article, "then served from memory"
+    await cache.get("residence_card", "pl")
+    assert plain == [("residence_card", "pl")], "without a session: the loader's own"
