@@ -36,7 +36,8 @@ async def test_the_worker_process_delivers_a_queued_reply(
         probe.bind(("127.0.0.1", 0))
         metrics_port = int(probe.getsockname()[1])
     environment = {
-        **os.environ,
+        # A worker is one process: not the multiprocess metrics directory an earlier test left set here.
+        **{key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"},
         "INFOOPT_ENV": "test",
         "INFOOPT_DATABASE_URL": settings.database_url,
         "INFOOPT_REDIS_URL": settings.redis_url or "",
