@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from infoopt.core import db
 from infoopt.core.clock import utcnow
 from infoopt.core.languages import Channel
+from infoopt.core.metrics import REGISTRY
 from tickets import outbox
 from tickets.conversations import open_conversation
 from tickets.models import Conversation, OutboxJob, OutboxStatus
@@ -116,9 +117,14 @@ async def test_a_batch_is_sent_side_by_side_and_settled_in_a_few_statements(
 ) -> None:
     job_ids = await queue(sessions, 30, Channel.TELEGRAM)
     network = Network(seconds=0.05)
+    delivered_before = (
+        REGISTRY.get_sample_value("infoopt_outbox_delivered_total", {"channel": "telegram"}) or 0
+    )
     with statements(pg_engine) as seen:
         report = await drain(sessions, {Channel.TELEGRAM: network}, batch=50, recover_first=False)
     assert report.sent == 30 and all(network.sent[job_id] == 1 for job_id in job_ids)
+    delivered = REGISTRY.get_sample_value("infoopt_outbox_delivered_total", {"channel": "telegram"})
+    assert delivered == delivered_before + 30, "counted for the worker's /metrics"
     assert network.most_at_once == 30, "the whole batch in flight together"
     assert seen == ["WITH", "UPDATE"], "one claim and one settling statement for 30 jobs"
     async with sessions() as session:

@@ -90,11 +90,14 @@ async def test_the_worker_process_delivers_a_queued_reply(
                     ).all()
                 )
         assert delivered == ["Відповідь консультанта"]
-        # Its own metrics, at its own port (it serves no other HTTP): the delivery counted.
+        # Its own metrics, at its own port (it serves no other HTTP). Which process delivered this reply is
+        # not known here (an app of the test session delivers web replies too), so only the endpoint and
+        # its delivery counters are checked; the counting itself is tests/test_outbox_batch.py's.
         async with httpx.AsyncClient() as http:
             scrape = await http.get(f"http://127.0.0.1:{metrics_port}/metrics")
         assert scrape.status_code == 200
-        assert 'infoopt_outbox_delivered_total{channel="web"} 1.0' in scrape.text
+        assert "# TYPE infoopt_outbox_delivered_total counter" in scrape.text
+        assert "# TYPE infoopt_outbox_delivery_failures_total counter" in scrape.text
         assert heartbeat.exists() and time.time() - heartbeat.stat().st_mtime < 30
     finally:
         process.send_signal(signal.SIGINT)
