@@ -23,9 +23,9 @@ from infoopt.core.i18n import say
 from infoopt.core.languages import Channel
 from knowledge_base.changes import InvalidChange, clean_summaries, mark_change
 from knowledge_base.models import TopicChange
-from tests.conftest import TELEGRAM_WEBHOOK_SECRET as SECRET
 from tests.conftest import rolled_back, sign_in
 from tests.fake_telegram import FakeTelegram, Updates
+from tests.telegram_chat import Bot, buttons
 from tickets.models import OutboxJob, OutboxStatus, Subscription
 from tickets.outbox import drain
 from tickets.subscriptions import (
@@ -48,6 +48,7 @@ SUMMARY_UK = "З 1 січня 2027 року плата за карту поби�
 async def sessions(
     telegram_app: FastAPI, pg_engine: AsyncEngine
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """This app's database for one test, rolled back after."""
     async with rolled_back(telegram_app, pg_engine) as factory:
         yield factory
 
@@ -59,43 +60,15 @@ async def http(telegram_app: FastAPI, sessions: Any) -> AsyncIterator[httpx.Asyn
         yield client
 
 
-class Person:
-    """One Telegram chat: updates to the webhook, the outbox delivered, what arrived read back."""
-
-    def __init__(
-        self, http: httpx.AsyncClient, app: FastAPI, sessions: Any, fake: FakeTelegram, language: str
-    ):
-        self.http, self.app, self.sessions, self.fake, self.language = http, app, sessions, fake, language
-        self.chat = random.randint(100_000_000, 999_999_999)
-        self.updates = Updates(start=random.randint(10_000_000, 2_000_000_000))
-        self.seen = 0
-
-    async def _post(self, update: dict[str, Any]) -> list[dict[str, Any]]:
-        response = await self.http.post(
-            "/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
-        )
-        assert response.status_code == 200, response.text
-        return await self.received()
-
-    async def say(self, text: str) -> list[dict[str, Any]]:
-        return await self._post(self.updates.message(self.chat, text, language=self.language))
-
-    async def press(self, data: str) -> list[dict[str, Any]]:
-        return await self._post(self.updates.button(self.chat, data, language=self.language))
-
-    async def received(self) -> list[dict[str, Any]]:
-        await drain(self.sessions, self.app.state.services.deliverers)
-        messages = self.fake.sent(self.chat)
-        new, self.seen = messages[self.seen :], len(messages)
-        return new
+def new_person(
+    http: httpx.AsyncClient, app: FastAPI, sessions: Any, fake: FakeTelegram, language: str
+) -> Bot:
+    """A new chat whose Telegram app speaks `language`."""
+    updates = Updates(start=random.randint(10_000_000, 2_000_000_000))
+    return Bot(http, app, sessions, fake, updates, random.randint(100_000_000, 999_999_999), language)
 
 
-def buttons(message: dict[str, Any]) -> list[str]:
-    markup = message.get("reply_markup") or {}
-    return [button["callback_data"] for row in markup.get("inline_keyboard", []) for button in row]
-
-
-async def _subscribe_through_the_bot(person: Person) -> None:
+async def _subscribe_through_the_bot(person: Bot) -> None:
     await person.press(f"language:{person.language}")
     (answer,) = await person.press(f"choose_topic:{TOPIC}")
     assert f"subscribe:{TOPIC}" in buttons(answer), "under every answer: notify me when this changes"
@@ -118,7 +91,7 @@ async def test_three_people_in_three_languages_each_hear_of_a_marked_change_once
     fake: FakeTelegram,
     staff_accounts: dict[str, str],
 ) -> None:
-    people = [Person(http, telegram_app, sessions, fake, language) for language in ("uk", "ru", "en")]
+    people = [new_person(http, telegram_app, sessions, fake, language) for language in ("uk", "ru", "en")]
     for person in people:
         await _subscribe_through_the_bot(person)
     ukrainian, russian, english = people
@@ -193,7 +166,7 @@ async def test_three_people_in_three_languages_each_hear_of_a_marked_change_once
 async def test_a_person_who_blocked_the_bot_is_skipped_and_their_subscriptions_end(
     http: httpx.AsyncClient, telegram_app: FastAPI, sessions: Any, fake: FakeTelegram
 ) -> None:
-    staying, leaving = (Person(http, telegram_app, sessions, fake, "pl") for _ in range(2))
+    staying, leaving = (new_person(http, telegram_app, sessions, fake, "pl") for _ in range(2))
     for person in (staying, leaving):
         await _subscribe_through_the_bot(person)
     fake.blocked_chats.add(leaving.chat)
@@ -234,14 +207,14 @@ async def test_a_person_who_blocked_the_bot_is_skipped_and_their_subscriptions_e
 async def test_forget_removes_the_subscriptions_too(
     http: httpx.AsyncClient, telegram_app: FastAPI, sessions: Any, fake: FakeTelegram
 ) -> None:
-    person = Person(http, telegram_app, sessions, fake, "en")
-    await _subscribe_through_the_bot(person)
-    (confirm,) = await person.say("/forget")
+    someone = new_person(http, telegram_app, sessions, fake, "en")
+    await _subscribe_through_the_bot(someone)
+    (confirm,) = await someone.say("/forget")
     assert "the topics you follow" in confirm["text"]
-    await person.press("forget:yes")
+    await someone.press("forget:yes")
     async with sessions() as session:
         rows = (
-            await session.exec(select(Subscription).where(Subscription.recipient == str(person.chat)))
+            await session.exec(select(Subscription).where(Subscription.recipient == str(someone.chat)))
         ).all()
     assert rows == []
 

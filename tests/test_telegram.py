@@ -26,6 +26,7 @@ from infoopt.core.settings import Settings
 from tests.conftest import TELEGRAM_WEBHOOK_SECRET as SECRET
 from tests.conftest import bearer, rolled_back
 from tests.fake_telegram import FakeTelegram, Updates
+from tests.telegram_chat import Bot, buttons
 from tickets.conversations import find_conversation
 from tickets.models import OutboxJob, OutboxStatus, Ticket, TicketMessage
 from tickets.outbox import drain
@@ -65,58 +66,6 @@ def updates() -> Updates:
 @pytest.fixture
 def chat() -> int:
     return random.randint(100_000_000, 999_999_999)
-
-
-class Bot:
-    """A person's side of the chat: send updates to the webhook, deliver the outbox, read what arrived."""
-
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        app: FastAPI,
-        sessions: Any,
-        fake: FakeTelegram,
-        updates: Updates,
-        chat: int,
-    ):
-        self.http, self.app, self.sessions, self.fake, self.updates, self.chat = (
-            http,
-            app,
-            sessions,
-            fake,
-            updates,
-            chat,
-        )
-        self.seen = 0
-
-    async def post(self, update: dict[str, Any], *, secret: str | None = SECRET) -> httpx.Response:
-        headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
-        return await self.http.post("/telegram/webhook", json=update, headers=headers)
-
-    async def deliver(self, **options: Any) -> None:
-        await drain(self.sessions, self.app.state.services.deliverers, **options)
-
-    async def say(self, text: str, **extra: Any) -> list[dict[str, Any]]:
-        response = await self.post(self.updates.message(self.chat, text, **extra))
-        assert response.status_code == 200, response.text
-        return await self.received()
-
-    async def press(self, data: str) -> list[dict[str, Any]]:
-        response = await self.post(self.updates.button(self.chat, data))
-        assert response.status_code == 200, response.text
-        return await self.received()
-
-    async def received(self) -> list[dict[str, Any]]:
-        """The messages that arrived in the chat since the last look."""
-        await self.deliver()
-        messages = self.fake.sent(self.chat)
-        new, self.seen = messages[self.seen :], len(messages)
-        return new
-
-
-def buttons(message: dict[str, Any]) -> list[str]:
-    markup = message.get("reply_markup") or {}
-    return [button["callback_data"] for row in markup.get("inline_keyboard", []) for button in row]
 
 
 @pytest.fixture
