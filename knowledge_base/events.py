@@ -10,17 +10,18 @@ import logging
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from infoopt.core.redis_store import channel
 from knowledge_base.cache import PublishedCache
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "infoopt:kb:published"
+CHANNEL = "kb:published"  # in this Redis database (redis_store.channel)
 
 
 async def announce_publish(redis: Redis, topic_id: str, language: str | None = None) -> None:
     """Tell every worker that a topic (one language, or all when None) changed. Call after commit."""
     try:
-        await redis.publish(CHANNEL, json.dumps({"topic_id": topic_id, "language": language}))
+        await redis.publish(channel(redis, CHANNEL), json.dumps({"topic_id": topic_id, "language": language}))
     except RedisError as error:  # the cache's safety TTL still catches up
         log.warning("kb.announce_failed", extra={"error": str(error), "topic_id": topic_id})
 
@@ -32,7 +33,7 @@ async def listen_for_publishes(
     while True:
         pubsub = redis.pubsub()
         try:
-            await pubsub.subscribe(CHANNEL)
+            await pubsub.subscribe(channel(redis, CHANNEL))
             # Anything published while we were away is unknown: start from a clean cache.
             cache.invalidate()
             if ready is not None:

@@ -60,3 +60,42 @@ async def test_unreadable_state_starts_afresh_and_forget_erases_it(store: Redis)
 async def test_the_fallback_says_it_is_in_process(redis_url: str) -> None:
     assert is_in_process(create_redis(None))
     assert not is_in_process(create_redis(redis_url))
+
+
+async def test_announcements_stay_within_their_redis_database(redis_url: str) -> None:
+    """Pub/sub channels are shared by a server's databases: a publish announced by a service on another
+    database (another deployment, a benchmark) must not empty this one's article cache."""
+    import asyncio
+
+    from knowledge_base.cache import PublishedCache
+    from knowledge_base.events import announce_publish, listen_for_publishes
+
+    loads: list[tuple[str, str]] = []
+
+    async def loader(topic_id: str, language: str) -> None:
+        loads.append((topic_id, language))
+
+    ours = create_redis(redis_url)
+    database = ours.connection_pool.connection_kwargs.get("db", 0)
+    other = create_redis(redis_url.rsplit("/", 1)[0] + f"/{(database + 1) % 16}")
+    cache = PublishedCache(loader)
+    listening = asyncio.Event()
+    listener = asyncio.create_task(listen_for_publishes(ours, cache, listening))
+    try:
+        await asyncio.wait_for(listening.wait(), 5)
+        await cache.get("fees", "pl")
+        await announce_publish(other, "fees", "pl")
+        await asyncio.sleep(0.5)
+        await cache.get("fees", "pl")
+        assert len(loads) == 1, "another database's announcement was heard"
+        await announce_publish(ours, "fees", "pl")
+        for _ in range(50):
+            await asyncio.sleep(0.05)
+            await cache.get("fees", "pl")
+            if len(loads) == 2:
+                break
+        assert len(loads) == 2, "this database's announcement empties the entry"
+    finally:
+        listener.cancel()
+        await ours.aclose()
+        await other.aclose()

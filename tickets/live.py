@@ -18,12 +18,12 @@ from redis.exceptions import RedisError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.core.db import after_commit
-from infoopt.core.redis_store import is_in_process
+from infoopt.core.redis_store import channel, is_in_process
 from tickets.models import OutboxJob, Ticket, TicketMessage
 
 log = logging.getLogger(__name__)
 
-TICKETS_CHANNEL = "infoopt:tickets"
+TICKETS_CHANNEL = "tickets"  # in this Redis database (redis_store.channel)
 OUTBOX_WAKE = "infoopt:outbox:wake"
 # Tokens kept at most: each wakes one worker, and one worker's claim takes everything that is due.
 WAKE_TOKENS = 8
@@ -89,7 +89,7 @@ class TicketFeed:
 
     async def publish(self, change: TicketChange) -> None:
         try:
-            await self.redis.publish(TICKETS_CHANNEL, json.dumps(asdict(change)))
+            await self.redis.publish(channel(self.redis, TICKETS_CHANNEL), json.dumps(asdict(change)))
         except RedisError as error:  # the queue pages also refresh on a timer; nothing is lost
             log.warning("tickets.feed_unavailable", extra={"error": str(error)})
 
@@ -111,7 +111,7 @@ class TicketFeed:
     async def changes(self) -> AsyncIterator[TicketChange | None]:
         """Ticket changes as they come; None every 15 s of quiet (a heartbeat for the stream)."""
         pubsub = self.redis.pubsub()
-        await pubsub.subscribe(TICKETS_CHANNEL)
+        await pubsub.subscribe(channel(self.redis, TICKETS_CHANNEL))
         try:
             while True:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
@@ -122,7 +122,7 @@ class TicketFeed:
                 if change is not None:
                     yield change
         finally:
-            await pubsub.unsubscribe(TICKETS_CHANNEL)
+            await pubsub.unsubscribe(channel(self.redis, TICKETS_CHANNEL))
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def outbox_wakeups(self, wake: Callable[[], None]) -> None:

@@ -23,3 +23,11 @@ def create_redis(url: str | None) -> Redis:
 def is_in_process(client: Redis) -> bool:
     """Whether this client is the single-process fallback."""
     return type(client).__module__.startswith("fakeredis")
+
+
+def channel(client: Redis, name: str) -> str:
+    """A pub/sub channel of this service's Redis database. Channels are shared by every database of a
+    server, unlike keys: without the database's number in the name, two deployments (or a test run
+    and a benchmark) on one server would hear each other's announcements."""
+    database = client.connection_pool.connection_kwargs.get("db", 0)
+    return f"infoopt:{database}:{name}"
