@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from server import free_port
 
 from bot.nlu.evaluation import read_test_file
-from tests.fake_telegram import FakeTelegram, Updates
+from tests.fake_telegram import Call, FakeTelegram, Updates
 
 SECRET = "benchmark-webhook-secret-0123456789abcdef"  # noqa: S105 - a throwaway secret for a local server
 REQUEST_TIMEOUT_SECONDS = 10.0
@@ -99,6 +99,7 @@ class Ledger:
     deliveries: list[float] = field(default_factory=list)
     unmatched: int = 0
     send_lag_ms: float = 0.0
+    in_response: int = 0  # replies that came back in the webhook's response (the rest came from the outbox)
 
     def in_window(self, due: float) -> bool:
         return self.window_start <= due < self.window_end
@@ -131,9 +132,19 @@ class Ledger:
 
 
 class TimedTelegram(FakeTelegram):
-    """The fake Bot API, telling the current ledger when each successful sendMessage arrives."""
+    """The fake Bot API, telling the current ledger when each successful sendMessage arrives: called, or
+    given back in a webhook's response (which Telegram runs as a call)."""
 
     ledger: Ledger | None = None
+
+    def webhook_response(self, body: bytes) -> Call | None:
+        arrived = time.perf_counter()
+        call = super().webhook_response(body)
+        if call is not None and call.method == "sendMessage" and call.ok and self.ledger is not None:
+            self.ledger.delivered(int(call.params["chat_id"]), arrived)
+            self.ledger.in_response += 1
+        self.calls.clear()
+        return call
 
     async def _handle(self, request: web.Request) -> web.Response:
         arrived = time.perf_counter()
@@ -172,7 +183,12 @@ class Stack:
 
 
 def environment(
-    data: Path, database_url: str, redis_url: str, fake: FakeTelegram, send_limit: float
+    data: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeTelegram,
+    send_limit: float,
+    reply_in_webhook: bool = True,
 ) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("INFOOPT_", "TELEGRAM_", "TWILIO_"))}
     return clean | {
@@ -186,6 +202,7 @@ def environment(
         "TELEGRAM_API_BASE": fake.url,
         # The fake has no limit: the workers' shared one is raised so that it measures their cost.
         "TELEGRAM_MESSAGES_PER_SECOND": str(send_limit),
+        "TELEGRAM_REPLY_IN_WEBHOOK": "true" if reply_in_webhook else "false",
     }
 
 
@@ -217,6 +234,7 @@ async def running_stack(
     outbox_workers: int,
     keep_logs: Path | None,
     send_limit: float,
+    reply_in_webhook: bool = True,
 ) -> Any:
     with tempfile.TemporaryDirectory(prefix="infoopt-bench-tg-") as temporary:
         data = Path(temporary)
@@ -224,7 +242,7 @@ async def running_stack(
         # in every process of every run would take minutes on a busy machine.
         NLU_CACHE.mkdir(parents=True, exist_ok=True)
         (data / "nlu").symlink_to(NLU_CACHE, target_is_directory=True)
-        env = environment(data, database_url, redis_url, fake, send_limit)
+        env = environment(data, database_url, redis_url, fake, send_limit, reply_in_webhook)
         port = free_port()
         serve_log = data / "serve.log"
         serve = launch(["serve", "--port", str(port), "--workers", "2"], env, serve_log)
@@ -292,6 +310,8 @@ class Load:
     chats: list[int]
     questions: list[tuple[str, str]]
     updates: Updates
+    telegram: TimedTelegram
+    redis_url: str  # Telegram's side: it also runs what a webhook's response asks for
 
 
 async def send_update(
@@ -304,8 +324,10 @@ async def send_update(
         async with http.post(
             f"{load.base}/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
         ) as response:
-            await response.read()
+            body = await response.read()
             ledger.answered(due, response.status)
+            if response.status == 200:
+                load.telegram.webhook_response(body)
     except TimeoutError:
         ledger.answered(due, "timeout")
     except aiohttp.ClientError as error:
@@ -363,6 +385,18 @@ class CpuSnapshot:
         return self.seconds_since(earlier, pids) / (self.at - earlier.at)
 
 
+def redis_server(url: str) -> list[psutil.Process]:
+    """The Redis server the service uses, if it runs on this machine (its CPU is counted with the rest:
+    while the benchmark runs, nothing else uses it)."""
+    port = urlsplit(url).port or 6379
+    for process in psutil.process_iter(["name", "cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            command = " ".join(process.info["cmdline"] or [])
+            if "redis-server" in (process.info["name"] or "") + command and f":{port}" in command:
+                return [process]
+    return []
+
+
 async def postgres_backends(database: asyncpg.Connection, name: str) -> list[psutil.Process]:
     pids = await database.fetch("select pid from pg_stat_activity where datname = $1", name)
     found = []
@@ -410,6 +444,7 @@ class Cost:
     cpu_seconds: dict[str, float]
     transactions: int
     load_average: float
+    in_response: int = 0
 
     def ms_per(self, part: str, count: int) -> float:
         return self.cpu_seconds[part] * 1000 / count if count else float("nan")
@@ -425,25 +460,34 @@ async def measure_cost(
     first: int,
 ) -> Cost:
     """Send `count` updates, COST_CONCURRENCY at a time (a closed loop: never more than the service can
-    take), and wait until every reply has reached the fake; the CPU each part used meanwhile."""
-    load_average = os.getloadavg()[0]
-    ledger = Ledger(window_start=time.perf_counter())
-    fake.ledger = ledger
-    named = stack.processes()
-    backends = await postgres_backends(database, database_name)
-    before = CpuSnapshot.take([process for _, process in named] + backends)
-    transactions = await transactions_so_far(database, database_name)
-    numbers = iter(range(first, first + count))
+    take), and wait until every reply has reached the fake; the CPU each part used meanwhile. One update
+    from each chat goes first, unmeasured: the service then runs as it does all day (every chat has its
+    conversation; every pooled connection is open and has planned its statements)."""
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS * 3)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100), timeout=timeout) as http:
 
-        async def sender() -> None:
-            for index in numbers:
-                chat = load.chats[index % len(load.chats)]
-                question = load.questions[index % len(load.questions)]
-                await send_update(http, load, ledger, chat, question, time.perf_counter())
+        async def closed_loop(numbers: range, ledger: Ledger) -> None:
+            indexes = iter(numbers)
 
-        await asyncio.gather(*(sender() for _ in range(COST_CONCURRENCY)))
+            async def sender() -> None:
+                for index in indexes:
+                    chat = load.chats[index % len(load.chats)]
+                    question = load.questions[index % len(load.questions)]
+                    await send_update(http, load, ledger, chat, question, time.perf_counter())
+
+            await asyncio.gather(*(sender() for _ in range(COST_CONCURRENCY)))
+
+        await closed_loop(range(first, first + len(load.chats)), Ledger())
+        first += len(load.chats)
+        await asyncio.sleep(2)  # the last replies of the warm-up out of the outbox
+        load_average = os.getloadavg()[0]
+        ledger = Ledger(window_start=time.perf_counter())
+        fake.ledger = ledger
+        named = stack.processes() + [("Redis server", process) for process in redis_server(load.redis_url)]
+        backends = await postgres_backends(database, database_name)
+        before = CpuSnapshot.take([process for _, process in named] + backends)
+        transactions = await transactions_so_far(database, database_name)
+        await closed_loop(range(first, first + count), ledger)
     for _ in range(1200):  # every reply delivered, or a minute gone
         if len(ledger.deliveries) >= count:
             break
@@ -457,9 +501,10 @@ async def measure_cost(
         "app workers": [process.pid for name, process in named if name.startswith("app worker")],
         "outbox workers": [process.pid for name, process in named if name.startswith("outbox worker")],
         "PostgreSQL": [process.pid for process in backends],
+        "Redis server": [process.pid for name, process in named if name == "Redis server"],
     }
     cpu = {part: after.seconds_since(before, pids) for part, pids in parts.items()}
-    return Cost(count, len(ledger.deliveries), cpu, transactions, load_average)
+    return Cost(count, len(ledger.deliveries), cpu, transactions, load_average, ledger.in_response)
 
 
 def cost_rows(cost: Cost) -> list[str]:
@@ -467,18 +512,21 @@ def cost_rows(cost: Cost) -> list[str]:
     rows = {
         "app workers, per update": cost.ms_per("app workers", answered),
         "PostgreSQL (this database's connections), per update": cost.ms_per("PostgreSQL", answered),
-        "outbox workers, per sendMessage": cost.ms_per("outbox workers", cost.delivered),
+        "outbox workers, per update": cost.ms_per("outbox workers", answered),
+        "Redis server, per update": cost.ms_per("Redis server", answered),
     }
     total = sum(rows.values())
     cores = os.cpu_count() or 1
     return [
-        f"{cost.updates:,} updates, {COST_CONCURRENCY} in flight at a time, each answered with a sendMessage "
-        f"({cost.delivered:,} arrived); load average {cost.load_average:.2f} at the start.",
+        f"After one update from each chat (not measured), {cost.updates:,} updates, {COST_CONCURRENCY} in "
+        "flight at a time, each answered with a sendMessage "
+        f"({cost.delivered:,} arrived, {cost.in_response:,} of them in the webhook's response, the rest from "
+        f"the outbox); load average {cost.load_average:.2f} at the start.",
         "",
         "| CPU ms | per update |",
         "| --- | ---: |",
         *[f"| {name} | {value:.2f} |" for name, value in rows.items()],
-        f"| **together** (Redis not counted: its server is shared) | **{total:.2f}** |",
+        f"| **together** | **{total:.2f}** |",
         f"| PostgreSQL transactions per update (everyone's in this database) | "
         f"{cost.transactions / max(1, answered):.1f} |",
         "",
@@ -538,7 +586,7 @@ async def run_rate(
     fake.ledger = ledger
     ledger.window_start = time.perf_counter() + args.warmup
     ledger.window_end = ledger.window_start + args.seconds
-    named = stack.processes()
+    named = stack.processes() + [("Redis server", process) for process in redis_server(load.redis_url)]
     connector = aiohttp.TCPConnector(limit=5000)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
@@ -572,6 +620,9 @@ async def run_rate(
         "outbox workers": after.cores_since(before, outbox),
         "PostgreSQL (this database's connections)": after.cores_since(before, postgres),
         "benchmark (fake Bot API + load)": after.cores_since(before, [os.getpid()]),
+        "Redis server": after.cores_since(
+            before, [process.pid for name, process in named if name == "Redis server"]
+        ),
     }
     cores["everything else on the machine"] = max(0.0, machine - after.cores_since(before, ours))
     return RateResult(rate, load_average, ledger, args, backlog, waiting, cores, rss, settling, transactions)
@@ -780,7 +831,10 @@ def resource_rows(results: list[RateResult]) -> list[str]:
         "PostgreSQL, per answered update": lambda r: r.cpu_ms_per(
             "PostgreSQL (this database's connections)", len(r.ledger.webhook_ms)
         ),
-        "outbox workers, per sendMessage": lambda r: r.cpu_ms_per("outbox workers", r.delivered),
+        "outbox workers, per answered update": lambda r: r.cpu_ms_per(
+            "outbox workers", len(r.ledger.webhook_ms)
+        ),
+        "Redis server, per answered update": lambda r: r.cpu_ms_per("Redis server", len(r.ledger.webhook_ms)),
     }
     lines += ["", f"| per update (– where most updates failed) | {rates} |", f"| --- | {align} |"]
     for name, value in per_update.items():
@@ -790,13 +844,17 @@ def resource_rows(results: list[RateResult]) -> list[str]:
         "–" if r.collapsed else f"{r.transactions / max(1, len(r.ledger.webhook_ms)):.1f}" for r in results
     )
     lines.append(f"| PostgreSQL transactions per answered update (app and outbox workers) | {cells} |")
+    cells = " | ".join(f"{r.ledger.in_response / max(1, len(r.ledger.deliveries)):.0%}" for r in results)
+    lines.append(
+        f"| replies that came back in the webhook's response (the rest: from the outbox) | {cells} |"
+    )
     calm = results[0]  # the lowest rate: the service keeps up, so CPU per update is least inflated
     total = sum(value(calm) for value in per_update.values())
     cores = os.cpu_count() or 1
     lines += [
         "",
-        f"At {calm.rate}/s one update costs about {total:.0f} ms of CPU from webhook to sendMessage (Redis "
-        f"not counted: its server is shared), so {cores} otherwise idle cores could take at most about "
+        f"At {calm.rate}/s one update costs about {total:.0f} ms of CPU from webhook to sendMessage (the "
+        f"benchmark's own not counted), so {cores} otherwise idle cores could take at most about "
         f"{cores * 1000 / total:.0f} updates/s end to end; the target of 300/s needs about "
         f"{cores * 1000 / 300:.1f} ms.",
     ]
@@ -806,15 +864,22 @@ def resource_rows(results: list[RateResult]) -> list[str]:
 def header(args: argparse.Namespace, questions: int) -> list[str]:
     memory_gib = psutil.virtual_memory().total / 2**30
     return [
-        "# Telegram end to end: webhook → conversation → outbox → sendMessage",
+        "# Telegram end to end: webhook → conversation → sendMessage (in the webhook's response, or from the outbox)",
         "",
         f"{time.strftime('%Y-%m-%d %H:%M %Z')}, this machine ({os.cpu_count()} cores, {memory_gib:.0f} GiB), "
-        "**shared with other people's test runs while this ran: the numbers are noisy** (the load average "
+        "a virtual machine whose CPU speed varies from run to run by ±20 % (the load average "
         "at the start of each rate is in the table; the CPU table shows what everything else on the "
-        "machine took). `infoopt serve --workers 2` on PostgreSQL 15 and Redis (both on loopback, both "
-        f"shared with the other runs), embedded NLU, `INFOOPT_OUTBOX_IN_PROCESS=false`, {args.outbox_workers} "
+        "machine took). `infoopt serve --workers 2` on PostgreSQL 15 and Redis (both on loopback, "
+        f"used by nothing else meanwhile), embedded NLU, `INFOOPT_OUTBOX_IN_PROCESS=false`, {args.outbox_workers} "
         "`infoopt worker` process(es) delivering the outbox to a fake Bot API (tests/fake_telegram.py, in the "
-        "benchmark's process, answering at once).",
+        "benchmark's process, answering at once). "
+        + (
+            "`TELEGRAM_REPLY_IN_WEBHOOK=false`: every reply through the outbox."
+            if args.through_outbox
+            else "A reply of one message goes back in the webhook's response when the sending limits allow "
+            "(`TELEGRAM_REPLY_IN_WEBHOOK`, on by default); Telegram's side, here the benchmark, runs it as a "
+            "sendMessage the moment the response arrives."
+        ),
         "",
         f"Load: {args.chats:,} private chats in turn, each update one of {questions:,} held-out questions "
         "(nlu_data/tests/test_nlu.yml) in its language, sent open-loop at a fixed rate for "
@@ -863,15 +928,21 @@ async def benchmark(args: argparse.Namespace) -> list[str]:
     lines = header(args, len(questions))
     try:
         async with running_stack(
-            fake, args.database_url, args.redis_url, args.outbox_workers, args.keep_logs, args.send_limit
+            fake,
+            args.database_url,
+            args.redis_url,
+            args.outbox_workers,
+            args.keep_logs,
+            args.send_limit,
+            not args.through_outbox,
         ) as stack:
             chats = [FIRST_CHAT + number for number in range(args.chats)]
-            load = Load(stack.base, chats, questions, Updates())
+            load = Load(stack.base, chats, questions, Updates(), fake, args.redis_url)
             results: list[RateResult] = []
             sent = 0
             if args.cost:
                 cost = await measure_cost(stack, load, fake, database, database_name, args.cost, sent)
-                sent += args.cost
+                sent += len(chats) + args.cost
                 await settle(database, database_name)
                 lines += ["## CPU per update (closed loop)", "", *cost_rows(cost)]
                 print(f"cost measured (load average {cost.load_average:.2f})", file=sys.stderr)
@@ -937,6 +1008,11 @@ def main() -> None:
         help="TELEGRAM_MESSAGES_PER_SECOND for the workers (the fake Bot API has no limit of its own)",
     )
     parser.add_argument("--keep-going", action="store_true", help="run every rate, even after a collapse")
+    parser.add_argument(
+        "--through-outbox",
+        action="store_true",
+        help="TELEGRAM_REPLY_IN_WEBHOOK=false: every reply through the outbox workers (as before)",
+    )
     parser.add_argument(
         "--cost",
         type=int,

@@ -38,13 +38,14 @@ from knowledge_base.backlog import record_failure
 from knowledge_base.models import FailureKind
 from knowledge_base.service import PublishedArticle
 from knowledge_base.topics import catalogue
-from tickets.conversations import erase_person, find_conversation, open_conversation, record_messages
+from tickets.conversations import erase_person, open_conversation, record_turn
 from tickets.live import TicketFeed
 from tickets.models import Conversation as Transcript
 from tickets.models import MessageAuthor, Ticket, TicketStatus
 from tickets.service import (
     add_person_message,
     close_by_person,
+    conversation_in_play,
     rate_ticket,
     ticket_of_conversation,
     ticket_to_rate,
@@ -206,11 +207,14 @@ class Conversation:
             ahead = await self._parse_ahead(event, state)
             # A new conversation is written only after the reply is worked out: the first question then
             # holds no write lock, which on SQLite would make everyone else wait.
-            conversation = await find_conversation(session, person.channel, person.id)
+            now = self.now()
+            conversation, ticket_id = await conversation_in_play(session, person.channel, person.id, now=now)
             if conversation is None and (event.action is not None or state.flow is not None):
                 conversation = await open_conversation(session, person.channel, person.id, language=language)
             private_step = _private_step(state)
-            reply = await self._turn(session, person, state, event, language, conversation, ahead)
+            reply = await self._turn(
+                session, person, state, event, language, conversation, ahead, now=now, ticket_id=ticket_id
+            )
             count_turn(person.channel, event, reply)
             if reply.kind is ReplyKind.FORGOTTEN:  # nothing of this conversation is kept, this turn included
                 fresh = PersonState(language=state.language, chosen_language=state.chosen_language)
@@ -224,8 +228,8 @@ class Conversation:
                 session, person.channel, person.id, language=language, known=conversation
             )
             if conversation.blocked_at is not None:  # they wrote: they have not blocked the bot (any more)
-                conversation.blocked_at = None  # written with the transcript's update, below
-            await record_messages(
+                conversation.blocked_at = None  # written with the transcript, below
+            await record_turn(
                 session,
                 conversation,
                 [
@@ -289,13 +293,17 @@ class Conversation:
         language: str,
         conversation: Transcript | None,
         ahead: NluResult | NluUnavailable | None = None,
+        *,
+        now: datetime,
+        ticket_id: int | None = None,
     ) -> Reply:
+        """`ticket_id`: the person's ticket still in play, found with their conversation."""
         context = FlowContext(
             session,
             person,
             state,
             language,
-            self.now(),
+            now,
             conversation=conversation,
             topic_id=state.last_topic,
             on_ticket=self._announcer(session),
@@ -308,8 +316,8 @@ class Conversation:
             return await self._media(context, event)
         if event.action is not None:
             return await self._action(context, event)
-        if state.flow is None and conversation is not None and conversation.id is not None:
-            ticket = await ticket_of_conversation(session, conversation.id, now=context.now)
+        if state.flow is None and ticket_id is not None:
+            ticket = await session.get(Ticket, ticket_id)
             if ticket is not None:
                 return await self._join_ticket(context, ticket, event.text)
         if state.flow is not None:

@@ -195,6 +195,13 @@ class Services:
             await services.load_articles()
         if settings.telegram.bot_token is not None:
             bot = build_bot(settings)
+            limits = Limits(
+                per_second=settings.telegram.messages_per_second,
+                per_chat_per_second=settings.telegram.messages_per_chat_per_second,
+            )
+            # One reckoning per bot, shared by every process that sends for it (replies in the webhook's
+            # response included).
+            pace = SharedPace(redis, f"telegram:{bot.id}", limits)
             services.telegram = TelegramChannel(
                 bot=bot,
                 conversation=services.conversation,
@@ -202,13 +209,8 @@ class Services:
                 redis=redis,
                 feed=feed,
                 settings=settings,
+                pace=pace,
             )
-            limits = Limits(
-                per_second=settings.telegram.messages_per_second,
-                per_chat_per_second=settings.telegram.messages_per_chat_per_second,
-            )
-            # One reckoning per bot, shared by every process that sends for it.
-            pace = SharedPace(redis, f"telegram:{bot.id}", limits)
             services.deliverers[Channel.TELEGRAM] = TelegramDeliverer(bot, pace, SendLog(redis))
             services.files[Channel.TELEGRAM] = TelegramFiles(bot)
         if settings.twilio.account_sid and settings.twilio.auth_token:

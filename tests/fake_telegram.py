@@ -105,6 +105,21 @@ class FakeTelegram:
         self.calls.append(Call("downloadFile", {"path": request.match_info["path"]}))
         return web.Response(body=self.FILE_BYTES, content_type="application/octet-stream")
 
+    def webhook_response(self, body: bytes) -> Call | None:
+        """What the bot answered a webhook request with: Telegram runs a method given there as if it had
+        been called (its result goes nowhere). The call, as recorded, or None for a plain acknowledgement."""
+        try:
+            params = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(params, dict) or "method" not in params:
+            return None
+        call = Call(str(params.pop("method")), params)
+        self.calls.append(call)
+        if call.method == "sendMessage" and int(params.get("chat_id", 0)) in self.blocked_chats:
+            call.ok = False
+        return call
+
     @staticmethod
     def _error(status: int, description: str, retry_after: int | None) -> web.Response:
         body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}

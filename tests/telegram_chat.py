@@ -38,9 +38,16 @@ class Bot:
         self.language = language  # the person's Telegram app language, sent with every update
         self.seen = 0
 
-    async def post(self, update: dict[str, Any], *, secret: str | None = SECRET) -> httpx.Response:
+    async def post(
+        self, update: dict[str, Any], *, secret: str | None = SECRET, reaches_telegram: bool = True
+    ) -> httpx.Response:
+        """An update into the webhook, as Telegram sends it; a reply in the response reaches the chat
+        (unless the response is lost on the way: `reaches_telegram=False`)."""
         headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
-        return await self.http.post("/telegram/webhook", json=update, headers=headers)
+        response = await self.http.post("/telegram/webhook", json=update, headers=headers)
+        if response.status_code == 200 and reaches_telegram:
+            self.fake.webhook_response(response.content)
+        return response
 
     async def deliver(self, **options: Any) -> None:
         await drain(self.sessions, self.app.state.services.deliverers, **options)

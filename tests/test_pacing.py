@@ -54,3 +54,33 @@ async def test_the_in_process_stand_in_and_a_lost_redis_keep_the_limits_in_the_p
         moments = await pace.reserve(["a", "b", "c", "a"])
         assert moments[1] - moments[0] >= 0.049 and moments[2] - moments[1] >= 0.049
         assert moments[3] - moments[0] >= 0.99
+
+
+async def test_a_moment_now_or_nothing_reserves_only_what_may_go_out_at_once(backend: str | None) -> None:
+    """A reply in the webhook's response goes out at once: it takes a moment only if one is free within
+    the tolerance, and a refusal reserves nothing (the outbox then waits its turn without a gap)."""
+    pace = SharedPace(create_redis(backend), f"test-{secrets.token_hex(4)}", LIMITS)
+    assert await pace.reserve_now("anna")
+    assert not await pace.reserve_now("anna"), "anna had a message this second"
+    assert not await pace.reserve_now("anna", within=0.5)
+    assert await pace.reserve_now("anna", within=1.0), "within a second's tolerance"
+    (queued,) = await pace.reserve(["anna"])
+    assert 1.9 <= queued <= 2.05, "the refusals took nothing; the tolerated one took its moment"
+    # Three messages reserved so far, 50 ms apart overall: the next free overall moment is 150 ms away.
+    assert not await pace.reserve_now("boris", within=0.1), "the overall rate holds boris back too"
+    assert await pace.reserve_now("boris", within=0.2)
+
+
+async def test_a_moment_reserved_now_records_what_went_out_in_the_same_step(backend: str | None) -> None:
+    """The webhook keeps the response it answered an update with under the update's key, set with the
+    reservation (only if that key exists: a forgotten update is not brought back)."""
+    redis = create_redis(backend)
+    pace = SharedPace(redis, f"test-{secrets.token_hex(4)}", LIMITS)
+    key, absent = f"test:update:{secrets.token_hex(4)}", f"test:update:{secrets.token_hex(4)}"
+    await redis.set(key, "1", ex=60)
+    assert await pace.reserve_now("anna", record=(key, "sent"))
+    assert await redis.get(key) == "sent" and 0 < await redis.ttl(key) <= 60
+    assert not await pace.reserve_now("anna", record=(key, "second")), "one a second to anna"
+    assert await redis.get(key) == "sent", "nothing recorded without a moment"
+    assert await pace.reserve_now("boris", within=0.2, record=(absent, "sent"))
+    assert await redis.get(absent) is None

@@ -476,7 +476,7 @@ class RecordingChannel:
     def __init__(self) -> None:
         self.updates: list[int] = []
 
-    async def process(self, update: Any) -> None:
+    async def process(self, update: Any, webhook_reply: Any = None) -> None:
         self.updates.append(update.update_id)
 
 

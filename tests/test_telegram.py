@@ -1,11 +1,12 @@
 """The Telegram bot end to end: the real aiogram client against a local fake of the Bot API, updates
-through the webhook, replies through the outbox."""
+through the webhook, replies in the webhook's response or through the outbox."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +28,7 @@ from tests.conftest import TELEGRAM_WEBHOOK_SECRET as SECRET
 from tests.conftest import bearer, rolled_back
 from tests.fake_telegram import FakeTelegram, Updates
 from tests.telegram_chat import Bot, buttons
-from tickets.conversations import find_conversation
+from tickets.conversations import find_conversation, messages_after
 from tickets.models import OutboxJob, OutboxStatus, Ticket, TicketMessage
 from tickets.outbox import drain
 
@@ -66,6 +67,15 @@ def updates() -> Updates:
 @pytest.fixture
 def chat() -> int:
     return random.randint(100_000_000, 999_999_999)
+
+
+@pytest.fixture
+def through_outbox(telegram_app: FastAPI) -> Iterator[None]:
+    """Every reply through the outbox for one test (TELEGRAM_REPLY_IN_WEBHOOK=false), to test its sending."""
+    channel = telegram_app.state.services.telegram
+    channel.reply_in_webhook = False
+    yield
+    channel.reply_in_webhook = True
 
 
 @pytest.fixture
@@ -136,18 +146,32 @@ async def test_from_start_to_a_consultants_answer_and_a_rating(person: Bot, http
     assert number.group(0) in thanks["text"]
 
 
-async def test_a_duplicate_update_is_handled_once(person: Bot) -> None:
+async def test_a_duplicate_update_is_handled_once(person: Bot, sessions: Any) -> None:
+    """Telegram sends an update again when our response did not reach it: the turn is not taken twice,
+    and the reply that rode in the lost response goes back in the new one (nothing lost, nothing
+    doubled)."""
+    update = person.updates.message(person.chat, "ile kosztuje karta pobytu")
+    lost = await person.post(update, reaches_telegram=False)
+    assert lost.status_code == 200 and lost.json()["method"] == "sendMessage"
+    again = await person.post(update)
+    assert again.status_code == 200 and again.json() == lost.json()
+    assert len(await person.received()) == 1
+    async with sessions() as session:
+        conversation = await find_conversation(session, Channel.TELEGRAM, str(person.chat))
+        assert conversation is not None
+        assert len(await messages_after(session, conversation)) == 2, "one question, one answer"
+
+
+@pytest.mark.usefixtures("through_outbox")
+async def test_a_duplicate_update_whose_reply_is_queued_is_handled_once(person: Bot) -> None:
     update = person.updates.message(person.chat, "ile kosztuje karta pobytu")
     assert (await person.post(update)).status_code == 200
-    assert (await person.post(update)).status_code == 200
+    assert (await person.post(update)).json() == {"ok": True}
     assert len(await person.received()) == 1
 
 
-async def test_a_question_costs_four_round_trips_to_redis(
-    person: Bot, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Admission (the update seen before? the person's limit) in one, the person's lock and state in one
-    each way, and the outbox's wake-up: no more, so that Redis is not what a turn waits on."""
+def count_redis_commands(person: Bot, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The commands of each round trip this app makes to Redis from now until `monkeypatch.undo()`."""
     from redis.asyncio.connection import AbstractConnection
 
     sent: list[list[str]] = []
@@ -160,12 +184,95 @@ async def test_a_question_costs_four_round_trips_to_redis(
             sent.append([name.decode() for name in re.findall(rb"\*\d+\r\n\$\d+\r\n([A-Za-z]+)\r\n", packed)])
         await real(connection, command, *args, **options)
 
-    await person.say("/start")  # a first turn loads the scripts into Redis
     monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    return sent
+
+
+async def test_a_question_costs_four_round_trips_to_redis(
+    person: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Admission (the update seen before? the person's limit) in one, the person's lock and state in one
+    each way, and a sending moment for the reply in the webhook's response: no more, so that Redis is not
+    what a turn waits on. No outbox job, so no wake-up."""
+    warm = Bot(person.http, person.app, person.sessions, person.fake, person.updates, person.chat + 1)
+    await warm.say("/start")  # a first turn loads the scripts into Redis
+    sent = count_redis_commands(person, monkeypatch)
+    response = await person.post(person.updates.message(person.chat, "ile kosztuje karta pobytu"))
+    monkeypatch.undo()
+    assert response.status_code == 200
+    assert sent == [["EVALSHA"], ["EVALSHA"], ["EVALSHA"], ["EVALSHA"]], sent
+    body = response.json()
+    assert body["method"] == "sendMessage", "the answer rides back in the response"
+    assert body["chat_id"] == person.chat and body["parse_mode"] == "HTML"
+    assert body["link_preview_options"] == {"is_disabled": True}
+    (answer,) = await person.received()
+    assert "full_answer:fees" in buttons(answer)
+
+
+async def test_a_returning_persons_question_costs_two_statements_on_postgresql(
+    person: Bot, pg_engine: AsyncEngine
+) -> None:
+    """Their conversation with the ticket they may have in play, in one query; the two transcript lines
+    with the conversation's own update, in one statement. No outbox job: the answer rides back in the
+    response. (The transaction's BEGIN and COMMIT come on top; here they are savepoints.)"""
+    from sqlalchemy import event
+
+    await person.say("ile kosztuje karta pobytu")
+    await asyncio.sleep(1.0)  # one message a second to a chat: the next answer may ride the response
+    statements: list[str] = []
+
+    def note(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+            statements.append(" ".join(statement.split()))
+
+    event.listen(pg_engine.sync_engine, "before_cursor_execute", note)
+    try:
+        # The same topic again: its article is in the cache now (each test starts with an empty one).
+        response = await person.post(person.updates.message(person.chat, "a ile kosztuje karta pobytu?"))
+    finally:
+        event.remove(pg_engine.sync_engine, "before_cursor_execute", note)
+    assert response.status_code == 200
+    assert len(statements) == 2, [statement[:70] for statement in statements]
+    assert statements[0].startswith("SELECT conversation.id") and "FROM ticket" in statements[0]
+    assert statements[1].startswith("WITH touched AS (UPDATE conversation")
+    assert "INSERT INTO conversation_message" in statements[1]
+    async with person.sessions() as session:
+        conversation = await find_conversation(session, Channel.TELEGRAM, str(person.chat))
+        assert conversation is not None
+        transcript = await messages_after(session, conversation)
+    assert [message.author.value for message in transcript] == ["person", "bot", "person", "bot"]
+    assert transcript[-1].created_at == conversation.last_message_at
+
+
+async def test_a_reply_the_chats_limit_holds_back_waits_in_the_outbox(person: Bot, sessions: Any) -> None:
+    """One message a second to a chat: a second question right after the first is answered through the
+    outbox at its moment, after the first answer, and nothing goes out twice."""
+    first = await person.post(person.updates.message(person.chat, "ile kosztuje karta pobytu"))
+    second = await person.post(person.updates.message(person.chat, "jak zmienić pracodawcę"))
+    assert first.json()["method"] == "sendMessage"
+    assert second.json() == {"ok": True}
+    async with sessions() as session:
+        (job,) = (await session.exec(select(OutboxJob).where(OutboxJob.recipient == str(person.chat)))).all()
+    assert job.status is OutboxStatus.PENDING
+    fees, employer = await person.received()
+    assert "full_answer:fees" in buttons(fees)
+    assert "full_answer:fees" not in buttons(employer)
+    assert await person.received() == []
+
+
+@pytest.mark.usefixtures("through_outbox")
+async def test_through_the_outbox_a_question_costs_four_round_trips_to_redis(
+    person: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With TELEGRAM_REPLY_IN_WEBHOOK=false: admission, the state taken and saved, and the outbox's
+    wake-up."""
+    await person.say("/start")  # a first turn loads the scripts into Redis
+    sent = count_redis_commands(person, monkeypatch)
     response = await person.post(person.updates.message(person.chat, "ile kosztuje karta pobytu"))
     monkeypatch.undo()
     assert response.status_code == 200
     assert sent == [["EVALSHA"], ["EVALSHA"], ["EVALSHA"], ["LPUSH", "LTRIM"]], sent
+    assert response.json() == {"ok": True}
     (answer,) = await person.received()
     assert "full_answer:fees" in buttons(answer)
 
@@ -291,6 +398,7 @@ async def test_messages_that_are_not_text_get_a_clear_reply(person: Bot, session
     assert "20" in too_large["text"]
 
 
+@pytest.mark.usefixtures("through_outbox")
 async def test_telegrams_retry_after_is_honoured(person: Bot, sessions: Any) -> None:
     person.fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 7", 7)
     await person.post(person.updates.message(person.chat, "ile kosztuje karta pobytu"))
@@ -305,6 +413,7 @@ async def test_telegrams_retry_after_is_honoured(person: Bot, sessions: Any) -> 
     assert len(person.fake.sent(person.chat)) == 1
 
 
+@pytest.mark.usefixtures("through_outbox")
 async def test_a_telegram_server_error_is_retried_later_and_delivered_once(
     person: Bot, sessions: Any
 ) -> None:
@@ -326,7 +435,7 @@ async def test_a_telegram_server_error_is_retried_later_and_delivered_once(
 async def test_a_busy_database_makes_telegram_send_the_update_again(
     person: Bot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def pool_exhausted(update: object) -> None:
+    async def pool_exhausted(*update: object) -> None:
         raise PoolTimeout("QueuePool limit of size 10 overflow 10 reached, connection timed out")
 
     monkeypatch.setattr(person.app.state.services.telegram, "process", pool_exhausted)
@@ -334,6 +443,7 @@ async def test_a_busy_database_makes_telegram_send_the_update_again(
     assert response.status_code == 503, "a 200 would lose what the person wrote"
 
 
+@pytest.mark.usefixtures("through_outbox")
 async def test_a_person_who_blocked_the_bot_is_marked_and_not_retried(person: Bot, sessions: Any) -> None:
     person.fake.blocked_chats.add(person.chat)
     await person.post(person.updates.message(person.chat, "ile kosztuje karta pobytu"))

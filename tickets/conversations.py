@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import delete
+from sqlalchemy import Insert, bindparam, delete, insert, union_all, update
+from sqlalchemy import select as select_columns
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infoopt.core.clock import utcnow
 from infoopt.core.languages import Channel
 from tickets.models import (
     Conversation,
@@ -79,24 +83,88 @@ async def record_message(
     return message
 
 
+def _kept(text: str) -> str:
+    return text.replace("\x00", "")[:MAX_MESSAGE_CHARS]  # PostgreSQL text holds no NUL
+
+
 async def record_messages(
     session: AsyncSession, conversation: Conversation, messages: list[tuple[MessageAuthor, str, str | None]]
 ) -> list[ConversationMessage]:
     """Add messages to the transcript in this order, in one round trip (a turn is a question and a reply)."""
     assert conversation.id is not None
     rows = [
-        ConversationMessage(
-            conversation_id=conversation.id,
-            author=author,
-            text=text.replace("\x00", "")[:MAX_MESSAGE_CHARS],  # PostgreSQL text holds no NUL
-            kind=kind,
-        )
+        ConversationMessage(conversation_id=conversation.id, author=author, text=_kept(text), kind=kind)
         for author, text, kind in messages
     ]
     conversation.last_message_at = rows[-1].created_at
     session.add_all([*rows, conversation])
     await session.flush()
     return rows
+
+
+# What a turn writes on the conversation itself, with its messages.
+_TURN_COLUMNS = ("last_message_at", "language", "blocked_at")
+
+
+@cache
+def _turn_statement(messages: int) -> Insert:
+    """`WITH touched AS (UPDATE conversation …) INSERT INTO conversation_message … SELECT … UNION ALL …`
+    for this many messages, built once with bound parameters: SQLAlchemy caches its compiled form (a
+    multi-row `VALUES` it would compile again for every turn) and PostgreSQL its plan."""
+    table = ConversationMessage.__table__  # type: ignore[attr-defined]
+    touched = (
+        update(Conversation)
+        .where(col(Conversation.id) == bindparam("conversation"))
+        .values(
+            last_message_at=bindparam("at"), language=bindparam("language_"), blocked_at=bindparam("blocked")
+        )
+        .returning(col(Conversation.id))
+        .cte("touched")
+    )
+    rows = [
+        select_columns(
+            bindparam("conversation", type_=table.c.conversation_id.type),
+            bindparam(f"author_{n}", type_=table.c.author.type),
+            bindparam(f"text_{n}", type_=table.c.text.type),
+            bindparam(f"kind_{n}", type_=table.c.kind.type),
+            bindparam("at", type_=table.c.created_at.type),
+        )
+        for n in range(messages)
+    ]
+    return (
+        insert(table)
+        .from_select(["conversation_id", "author", "text", "kind", "created_at"], union_all(*rows))
+        .add_cte(touched)
+    )
+
+
+async def record_turn(
+    session: AsyncSession, conversation: Conversation, messages: list[tuple[MessageAuthor, str, str | None]]
+) -> None:
+    """A turn's messages added to the transcript, and the conversation's own columns (its last message,
+    language, blocked mark) written with them: on PostgreSQL in one statement (the UPDATE in a WITH),
+    elsewhere as `record_messages` does. The messages are not loaded back."""
+    assert conversation.id is not None
+    if session.get_bind().dialect.name != "postgresql":
+        await record_messages(session, conversation, messages)
+        return
+    now = utcnow()
+    columns = {
+        "last_message_at": now,
+        "language": conversation.language,
+        "blocked_at": conversation.blocked_at,
+    }
+    parameters: dict[str, object] = {
+        "conversation": conversation.id,
+        "at": now,
+        "language_": conversation.language,
+        "blocked": conversation.blocked_at,
+    }
+    for n, (author, text, kind) in enumerate(messages):
+        parameters |= {f"author_{n}": author, f"text_{n}": _kept(text), f"kind_{n}": kind}
+    await session.execute(_turn_statement(len(messages)), parameters)
+    for name in _TURN_COLUMNS:  # as written: nothing left for the session to flush
+        set_committed_value(conversation, name, columns[name])
 
 
 async def messages_after(

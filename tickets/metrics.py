@@ -59,6 +59,12 @@ DELIVERIES = Counter(
     registry=REGISTRY,
 )
 
+WEBHOOK_REPLIES = Counter(
+    "infoopt_telegram_webhook_replies_total",
+    "Telegram replies sent back in the webhook's own response instead of through the outbox (unconfirmed)",
+    registry=REGISTRY,
+)
+
 
 def office_label(code: str | None) -> str:
     return code or SHARED_QUEUE

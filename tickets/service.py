@@ -20,8 +20,10 @@ from functools import cache
 from typing import Any, NamedTuple, NoReturn
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     DateTime,
+    Select,
     Update,
     and_,
     bindparam,
@@ -243,6 +245,14 @@ async def open_ticket(
     return ticket
 
 
+def _in_play(resolved_since: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
+    """A ticket still in play: open, or resolved recently enough to be reopened (since then)."""
+    return or_(
+        col(Ticket.status).in_(ACTIVE_STATUSES),
+        and_(col(Ticket.status) == TicketStatus.RESOLVED, col(Ticket.resolved_at) >= resolved_since),
+    )
+
+
 async def ticket_of_conversation(
     session: AsyncSession, conversation_id: int, *, now: datetime | None = None
 ) -> Ticket | None:
@@ -251,20 +261,38 @@ async def ticket_of_conversation(
     return (
         await session.exec(
             select(Ticket)
-            .where(
-                col(Ticket.conversation_id) == conversation_id,
-                or_(
-                    col(Ticket.status).in_(ACTIVE_STATUSES),
-                    and_(
-                        col(Ticket.status) == TicketStatus.RESOLVED,
-                        col(Ticket.resolved_at) >= now - REOPEN_WINDOW,
-                    ),
-                ),
-            )
+            .where(col(Ticket.conversation_id) == conversation_id, _in_play(now - REOPEN_WINDOW))
             .order_by(col(Ticket.id).desc())
             .limit(1)
         )
     ).first()
+
+
+@cache
+def _conversation_in_play() -> Select[tuple[Conversation, int | None]]:
+    """The query of `conversation_in_play`, built once (bound parameters: channel, person, since)."""
+    in_play = (
+        select_columns(col(Ticket.id))
+        .where(col(Ticket.conversation_id) == col(Conversation.id), _in_play(bindparam("since")))
+        .order_by(col(Ticket.id).desc())
+        .limit(1)
+        .correlate(Conversation)
+        .scalar_subquery()
+    )
+    return select_columns(Conversation, in_play).where(
+        col(Conversation.channel) == bindparam("channel"),
+        col(Conversation.external_id) == bindparam("person"),
+    )
+
+
+async def conversation_in_play(
+    session: AsyncSession, channel: Channel, external_id: str, *, now: datetime | None = None
+) -> tuple[Conversation | None, int | None]:
+    """The person's conversation on a channel and the id of their ticket still in play (see
+    `ticket_of_conversation`), in one query: a person's every message needs both."""
+    parameters = {"channel": channel, "person": external_id, "since": (now or utcnow()) - REOPEN_WINDOW}
+    row = (await session.execute(_conversation_in_play(), parameters)).first()
+    return (row[0], row[1]) if row is not None else (None, None)
 
 
 async def ticket_to_rate(session: AsyncSession, conversation_id: int) -> Ticket | None:

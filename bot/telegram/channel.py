@@ -1,6 +1,14 @@
 """The Telegram channel: aiogram's Bot and Dispatcher, one turn of the conversation per update, and the
-replies written to the outbox (never sent from the handler), so a slow or refusing Telegram never
-loses a reply and the webhook is acknowledged fast.
+reply sent without a request of its own or written to the outbox (never sent from the handler), so a
+slow or refusing Telegram never loses a reply and the webhook is acknowledged fast.
+
+A reply that is one message, to an update that came through the webhook, rides back in the webhook's
+own response when the bot's sending limits allow a message to that chat right now (Telegram runs a
+method given in the response as if it had been called). That costs no request, no outbox job and no
+worker; the price is that Telegram tells nobody whether it went out, which for a direct answer to
+someone who has just written is acceptable: they are there, and they can ask again. Everything else (a
+reply of several messages, one held back by the limits, consultants' replies, change alerts, anything
+while polling) goes through the outbox, which confirms and retries.
 
 Each update_id is handled once across every worker (a Redis key per update). Everything the person
 reads comes from the channel-neutral conversation and its gettext catalogues.
@@ -9,9 +17,11 @@ reads comes from the channel-neutral conversation and its gettext catalogues.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -19,6 +29,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.methods import SendMessage
 from aiogram.methods.base import Response
 from aiogram.types import BotCommand, Message, Update
 from redis.asyncio import Redis
@@ -30,14 +41,16 @@ from bot.conversation import Conversation
 from bot.flows import Event
 from bot.replies import Reply, actions_to_json
 from bot.state import PersonRef
-from bot.telegram.render import reply_html, split_message
+from bot.telegram.render import keyboard, reply_html, split_message
 from infoopt.core import db
 from infoopt.core.i18n import N_, say
 from infoopt.core.languages import Channel
 from infoopt.core.limits import hit
+from infoopt.core.pacing import SharedPace
 from infoopt.core.redis_store import is_in_process
 from infoopt.core.settings import Settings
 from tickets.live import TicketFeed
+from tickets.metrics import WEBHOOK_REPLIES
 from tickets.outbox import enqueue
 
 log = logging.getLogger(__name__)
@@ -46,25 +59,64 @@ log = logging.getLogger(__name__)
 # every Bot API answer it reads: after each garbage collection the next answer would build the class and
 # its schema again (milliseconds). Held here, they are built once per process.
 KEPT_RESPONSE_TYPES = (Response[Message], Response[bool])
+# A reply goes back in the webhook's response if its moment within the bot's limits is at most this far
+# away (it then goes out that much early: a burst of a few messages, which Telegram tolerates); later,
+# it waits its moment in the outbox.
+WEBHOOK_REPLY_EARLY_SECONDS = 0.2
 UPDATE_SEEN_SECONDS = 24 * 3600  # Telegram gives up redelivering an update within a day
 RATE_WINDOW_SECONDS = 60  # the person's limit is INFOOPT_ASK_LIMIT_PER_MINUTE
 # KEYS[1]: the update's key; KEYS[2] (for an update from a chat): the person's rate bucket.
-# Returns -1 for an update seen before, else the person's hits in this window (0 without a chat).
+# Returns {-1, what the update's key holds} for an update seen before, else {the person's hits in this
+# window} ({0} without a chat).
 _ADMIT = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return -1 end
-if #KEYS < 2 then return 0 end
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return {-1, redis.call('GET', KEYS[1])} end
+if #KEYS < 2 then return {0} end
 local hits = redis.call('INCR', KEYS[2])
 if hits == 1 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
-return hits
+return {hits}
 """
+# What an update's key holds while (and after) it is handled without a reply in the webhook's response;
+# with one, the response's JSON, so that a redelivery (the response never reached Telegram) gets it again.
+UPDATE_SEEN = "1"
+
+
+@dataclass(slots=True)
+class WebhookReply:
+    """The one Bot API call an update's webhook response may carry: the turn's reply, when it fits; or,
+    for an update Telegram sent again, the response it did not get the first time (`sent`)."""
+
+    update_id: int | None = None
+    sent: dict[str, Any] | None = None
+
+    def body(self) -> dict[str, Any]:
+        return self.sent if self.sent is not None else {"ok": True}
+
+    @staticmethod
+    def of(method: SendMessage, bot: Bot) -> dict[str, Any]:
+        """A method as a webhook response's JSON: its name and parameters, with the bot's defaults (HTML,
+        no link previews) filled in as aiogram fills them for a request of its own."""
+        body: dict[str, Any] = {"method": method.__api_method__}
+        for key, value in method.model_dump(warnings=False).items():
+            prepared = bot.session.prepare_value(value, bot=bot, files={})
+            if prepared is None:
+                continue
+            # aiogram prepares form fields (numbers, flags and objects as JSON text): in a JSON body they
+            # are the values themselves.
+            if isinstance(prepared, Enum):  # the parse mode
+                body[key] = prepared.value
+            else:
+                body[key] = prepared if isinstance(value, str) else json.loads(prepared)
+        return body
 
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """What `TelegramChannel.admit` found: a new update? the person within their limit?"""
+    """What `TelegramChannel.admit` found: a new update? the person within their limit? For an update seen
+    before, what its key holds (`earlier`: the webhook response it was answered with, if any)."""
 
     first_time: bool
     within_limit: bool
+    earlier: str | None = None
 
 
 def chat_of(update: Update) -> int | None:
@@ -102,10 +154,14 @@ class TelegramChannel:
         redis: Redis,
         feed: TicketFeed,
         settings: Settings,
+        pace: SharedPace | None = None,
     ) -> None:
         from bot.telegram.handlers import router
 
         self.bot = bot
+        # The bot's sending limits, shared with the outbox workers; without it every reply is queued.
+        self.pace = pace
+        self.reply_in_webhook = settings.telegram.reply_in_webhook and pace is not None
         self.conversation = conversation
         self._sessions = sessions  # looked up per update: tests swap in a rolled-back transaction
         self.redis = redis
@@ -121,10 +177,17 @@ class TelegramChannel:
     async def first_time(self, update_id: int) -> bool:
         """True the first time any worker sees this update_id (Telegram redelivers after errors)."""
         try:
-            return bool(await self.redis.set(f"tg:update:{update_id}", "1", nx=True, ex=UPDATE_SEEN_SECONDS))
+            key = f"tg:update:{update_id}"
+            return bool(await self.redis.set(key, UPDATE_SEEN, nx=True, ex=UPDATE_SEEN_SECONDS))
         except RedisError as error:  # better to answer twice than not at all
             log.warning("telegram.dedupe_unavailable", extra={"error": str(error)})
             return True
+
+    async def _earlier(self, update_id: int) -> str | None:
+        with contextlib.suppress(RedisError):
+            held = await self.redis.get(f"tg:update:{update_id}")
+            return held.decode() if isinstance(held, bytes) else held
+        return None
 
     async def forget_update(self, update_id: int) -> None:
         """Processing failed: let Telegram's redelivery of this update through."""
@@ -136,29 +199,42 @@ class TelegramChannel:
         (`within_limit`), in one round trip to Redis."""
         chat = chat_of(update)
         if self._admit is None:  # the in-process stand-in runs Lua slowly: two plain calls cost less
-            first = await self.first_time(update.update_id)
-            return Admission(first, not first or chat is None or await self.within_limit(chat))
+            if not await self.first_time(update.update_id):
+                return Admission(False, True, await self._earlier(update.update_id))
+            return Admission(True, chat is None or await self.within_limit(chat))
         keys = [
             f"tg:update:{update.update_id}",
             *([f"rate:{self._rate_key(chat)}"] if chat is not None else []),
         ]
         try:
-            hits = int(await self._admit(keys=keys, args=[UPDATE_SEEN_SECONDS, RATE_WINDOW_SECONDS]))
+            found = await self._admit(keys=keys, args=[UPDATE_SEEN_SECONDS, RATE_WINDOW_SECONDS])
         except RedisError as error:  # better to answer twice than not at all; limits fail open
             log.warning("telegram.dedupe_unavailable", extra={"error": str(error)})
             return Admission(True, True)
-        return Admission(hits >= 0, hits <= self.settings.ask_limit_per_minute)
+        hits = int(found[0])
+        if hits < 0:
+            return Admission(False, True, found[1] if len(found) > 1 else None)
+        return Admission(True, hits <= self.settings.ask_limit_per_minute)
 
-    async def process(self, update: Update) -> bool:
-        """Handle one update once; False when it was a duplicate."""
+    async def process(self, update: Update, webhook_reply: WebhookReply | None = None) -> bool:
+        """Handle one update once; False when it was a duplicate. `webhook_reply`: where the reply may go back
+        in the webhook's response (None: every reply is queued, as when polling)."""
         admission = await self.admit(update)
         if not admission.first_time:
             log.info("telegram.duplicate_update", extra={"update_id": update.update_id})
+            if webhook_reply is not None and admission.earlier not in (None, UPDATE_SEEN):
+                with contextlib.suppress(ValueError, TypeError):
+                    webhook_reply.sent = json.loads(admission.earlier or "")
             return False
+        if webhook_reply is not None:
+            webhook_reply.update_id = update.update_id
         try:
-            # Handlers name `admitted` to learn whether the person is within their limit.
-            await self.dispatcher.feed_update(self.bot, update, admitted=admission.within_limit)
-        except BaseException:
+            # Handlers name `admitted` to learn whether the person is within their limit, and `webhook_reply`
+            # to hand it to the turn.
+            await self.dispatcher.feed_update(
+                self.bot, update, admitted=admission.within_limit, webhook_reply=webhook_reply
+            )
+        except BaseException:  # the update's key goes, its remembered response with it
             await self.forget_update(update.update_id)
             raise
         return True
@@ -176,9 +252,17 @@ class TelegramChannel:
         )
         return rate.allowed
 
-    async def turn(self, chat_id: int, event: Event, *, admitted: bool | None = None) -> Reply | None:
-        """One turn of the conversation for a private chat; the reply goes to the outbox. `admitted`:
-        whether `process` found the person within their limit (None: count this turn here)."""
+    async def turn(
+        self,
+        chat_id: int,
+        event: Event,
+        *,
+        admitted: bool | None = None,
+        webhook_reply: WebhookReply | None = None,
+    ) -> Reply | None:
+        """One turn of the conversation for a private chat; the reply goes back in the webhook's response
+        (`webhook_reply`) when it can, else to the outbox. `admitted`: whether `process` found the person within
+        their limit (None: count this turn here)."""
         person = PersonRef(Channel.TELEGRAM, str(chat_id))
         if admitted is None:
             admitted = await self.within_limit(chat_id)
@@ -193,13 +277,45 @@ class TelegramChannel:
             return None
         async with db.transaction(self._sessions()) as session:
             reply = await self.conversation.handle(session, person, event)
-            self.queue_reply(session, chat_id, reply)
-            self.feed.wake_after_commit(session)
+            chunks = split_message(reply_html(reply))
+            if await self._reply_in_webhook(webhook_reply, chat_id, chunks, reply):
+                WEBHOOK_REPLIES.inc()
+            else:
+                self.queue_reply(session, chat_id, reply, chunks)
+                self.feed.wake_after_commit(session)
         return reply
 
-    def queue_reply(self, session: AsyncSession, chat_id: int, reply: Reply) -> None:
-        """The reply as Telegram messages under the size limit; the buttons go with the last one."""
-        chunks = split_message(reply_html(reply))
+    async def _reply_in_webhook(
+        self, webhook_reply: WebhookReply | None, chat_id: int, chunks: list[str], reply: Reply
+    ) -> bool:
+        """Put the reply in the webhook's response if it is one message, the response is still free and
+        the bot's limits allow a message to this chat now (reserved then, as the outbox would). The
+        response is remembered under the update's key in the same step: should it not reach Telegram,
+        the update comes again and gets it again. (Should the turn fail after all, the key goes.)"""
+        if (
+            not self.reply_in_webhook
+            or webhook_reply is None
+            or webhook_reply.sent is not None
+            or webhook_reply.update_id is None
+            or len(chunks) != 1
+        ):
+            return False
+        assert self.pace is not None
+        body = WebhookReply.of(
+            SendMessage(chat_id=chat_id, text=chunks[0], reply_markup=keyboard(reply.actions)), self.bot
+        )
+        record = (f"tg:update:{webhook_reply.update_id}", json.dumps(body))
+        if not await self.pace.reserve_now(str(chat_id), within=WEBHOOK_REPLY_EARLY_SECONDS, record=record):
+            return False
+        webhook_reply.sent = body
+        return True
+
+    def queue_reply(
+        self, session: AsyncSession, chat_id: int, reply: Reply, chunks: list[str] | None = None
+    ) -> None:
+        """The reply as Telegram messages under the size limit (`chunks`, if already cut); the buttons go
+        with the last one."""
+        chunks = chunks if chunks is not None else split_message(reply_html(reply))
         for number, chunk in enumerate(chunks, start=1):
             enqueue(
                 session,

@@ -1,4 +1,5 @@
-"""`POST /telegram/webhook`: check Telegram's secret header, hand the update over once, answer fast.
+"""`POST /telegram/webhook`: check Telegram's secret header, hand the update over once, answer fast;
+the response carries the turn's reply when it fits (see bot.telegram.channel).
 
 A body that is not an update is acknowledged and logged (a 5xx would make Telegram redeliver it for a
 day). Only when the service itself is down (database, Redis) does the webhook answer 503, so that
@@ -18,7 +19,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from bot.telegram.channel import TelegramChannel, update_from_json
+from bot.telegram.channel import TelegramChannel, WebhookReply, update_from_json
 from infoopt.core.deps import get_services
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,9 @@ async def telegram_webhook(request: Request) -> JSONResponse:
     except (ValueError, ValidationError) as error:
         log.warning("telegram.malformed_update", extra={"error": str(error)[:300]})
         return JSONResponse({"ok": True})
+    webhook_reply = WebhookReply()
     try:
-        await channel.process(update)
+        await channel.process(update, webhook_reply)
     # The database away, or every pooled connection busy past the pool's timeout: a 503, so Telegram
     # sends the update again (a 200 here would lose what the person wrote).
     except (OperationalError, DBAPIError, PoolTimeout, RedisError, OSError, TimeoutError) as error:
@@ -64,4 +66,5 @@ async def telegram_webhook(request: Request) -> JSONResponse:
         return JSONResponse({"ok": False, "detail": "try again later"}, status_code=503)
     except Exception:
         log.exception("telegram.update_failed", extra={"update_id": update.update_id})
-    return JSONResponse({"ok": True})
+        return JSONResponse({"ok": True})
+    return JSONResponse(webhook_reply.body())

@@ -11,6 +11,7 @@ sending at all.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -48,6 +49,24 @@ for key, value in pairs(chats) do
 end
 return delays
 """
+# One message now or not at all. KEYS[1]: the overall key; KEYS[2]: the chat's; KEYS[3] (optional): a key
+# set to ARGV[4] (only if it exists, keeping its expiry) when the moment is reserved.
+# ARGV: the two intervals and the longest delay accepted, in microseconds.
+# Returns the message's delay from now, in microseconds; past the longest accepted, nothing was reserved.
+_RESERVE_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval, chat_interval, within = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local overall = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+local slot = math.max(overall, tonumber(redis.call('GET', KEYS[2]) or '0'))
+if slot - now > within then return slot - now end
+overall = overall + interval
+redis.call('SET', KEYS[1], string.format('%.0f', overall), 'PX', math.floor((overall - now) / 1000) + 1000)
+redis.call('SET', KEYS[2], string.format('%.0f', slot + chat_interval), 'PX',
+  math.floor((slot + chat_interval - now) / 1000) + 1000)
+if KEYS[3] then redis.call('SET', KEYS[3], ARGV[4], 'XX', 'KEEPTTL') end
+return slot - now
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,19 +90,22 @@ class Reckoning:
         self.overall = 0
         self.chats: dict[str, int] = {}
 
-    def reserve(self, chats: Sequence[str]) -> list[float]:
+    def reserve(self, chats: Sequence[str], within: float | None = None) -> list[float]:
         interval, chat_interval = self.limits.micros()
         now = time.monotonic_ns() // 1000
         if len(self.chats) > MAX_REMEMBERED_CHATS:
             self.chats = {chat: at for chat, at in self.chats.items() if at > now}
         overall = max(self.overall, now)
-        delays = []
+        delays: list[float] = []
+        taken: dict[str, int] = {}
         for chat in chats:
-            slot = max(overall, self.chats.get(chat, 0))
+            slot = max(overall, taken.get(chat, self.chats.get(chat, 0)))
             overall += interval
-            self.chats[chat] = slot + chat_interval
+            taken[chat] = slot + chat_interval
             delays.append((slot - now) / 1_000_000)
-        self.overall = overall
+        if within is None or max(delays) <= within:
+            self.overall = overall
+            self.chats.update(taken)
         return delays
 
 
@@ -96,6 +118,7 @@ class SharedPace:
         self.limits = limits
         self.local = Reckoning(limits)
         self._script = None if is_in_process(redis) else redis.register_script(_RESERVE)
+        self._script_now = None if is_in_process(redis) else redis.register_script(_RESERVE_NOW)
 
     async def reserve(self, chats: Sequence[str]) -> list[float]:
         """Seconds from now at which each message (to these chats, in this order) may go out."""
@@ -110,3 +133,24 @@ class SharedPace:
             log.warning("pace.shared_unavailable", extra={"error": str(error)})
             return self.local.reserve(chats)
         return [int(delay) / 1_000_000 for delay in delays]
+
+    async def reserve_now(
+        self, chat: str, within: float = 0.0, record: tuple[str, str] | None = None
+    ) -> bool:
+        """Reserve one message to `chat` only if it may go out within `within` seconds; True if it was
+        reserved (nothing is reserved otherwise, so the message can wait its turn elsewhere). `record`: a
+        key set to a value in the same step, if the moment is reserved and the key exists (what went out
+        then, remembered without another round trip)."""
+        if self._script_now is not None:
+            keys = [f"pace:{self.name}", f"pace:{self.name}:chat:{chat}", *([record[0]] if record else [])]
+            args: list[int | str] = [*self.limits.micros(), round(within * 1_000_000)]
+            args += [record[1]] if record else []
+            try:
+                return int(await self._script_now(keys=keys, args=args)) <= round(within * 1_000_000)
+            except RedisError as error:  # Redis away for a moment: this process's reckoning decides
+                log.warning("pace.shared_unavailable", extra={"error": str(error)})
+        reserved = self.local.reserve([chat], within)[0] <= within
+        if reserved and record is not None:
+            with contextlib.suppress(RedisError):
+                await self.redis.set(record[0], record[1], xx=True, keepttl=True)
+        return reserved

@@ -31,7 +31,8 @@ def _env_config(prefix: str) -> SettingsConfigDict:
 
 class TelegramSettings(BaseSettings):
     """The Telegram bot: `TELEGRAM_BOT_TOKEN`, `TELEGRAM_WEBHOOK_SECRET`, `TELEGRAM_API_BASE`, and the
-    sending limits `TELEGRAM_MESSAGES_PER_SECOND`, `TELEGRAM_MESSAGES_PER_CHAT_PER_SECOND`."""
+    sending limits `TELEGRAM_MESSAGES_PER_SECOND`, `TELEGRAM_MESSAGES_PER_CHAT_PER_SECOND`, and
+    `TELEGRAM_REPLY_IN_WEBHOOK`."""
 
     model_config = _env_config("TELEGRAM_")
 
@@ -42,6 +43,9 @@ class TelegramSettings(BaseSettings):
     # Telegram's limits for one bot, kept by all outbox workers together (a shared reckoning in Redis).
     messages_per_second: float = Field(default=30.0, gt=0)
     messages_per_chat_per_second: float = Field(default=1.0, gt=0)
+    # A one-message reply to an update goes back in the webhook's response when the limits allow it now
+    # (no request, no outbox job; Telegram does not confirm it). False: every reply through the outbox.
+    reply_in_webhook: bool = True
 
 
 class TwilioSettings(BaseSettings):
