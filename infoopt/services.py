@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -43,7 +43,7 @@ from tickets.offices import polish_public_holidays
 from tickets.outbox import Deliverer, OutboxWorker, SendLog, purge_jobs
 from tickets.routes import FileSource
 from tickets.service import PersonNotice, close_resolved
-from tickets.subscriptions import purge_ended
+from tickets.subscriptions import followers, purge_ended
 
 log = logging.getLogger(__name__)
 ENDED_SUBSCRIPTION_DAYS = 30  # a blocked person's subscriptions are kept this long (in case they return)
@@ -139,6 +139,8 @@ class Services:
     # Where consultants fetch the files people sent, per channel.
     files: dict[Channel, FileSource] = field(default_factory=dict)
     resolved_notice: Callable[[str, str], PersonNotice] = resolved_notice
+    # Who follows a topic, by language (tickets' subscriptions), for the editor's article page.
+    followers: Callable[[AsyncSession, str], Awaitable[dict[str, int]]] = followers
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod

@@ -196,6 +196,7 @@ async def _article_view(
     article = await kb.get_article(session, topic_id, language)
     revisions = await kb.revisions_of(session, topic_id, language)
     audit_entries = await audit_trail(session, object_id=f"{topic_id}/{language}", limit=50)
+    followers: dict[str, int] = await get_services(request).followers(session, topic_id)
     return _page(
         request,
         "kb_article.html",
@@ -218,6 +219,8 @@ async def _article_view(
             "verdicts": list(Verdict),
             "served_change": served_change,
             "change_values": change_values or {},
+            "followers": followers,
+            "followers_total": sum(followers.values()),
         },
         status_code=status_code,
     )

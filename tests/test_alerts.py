@@ -99,6 +99,11 @@ async def test_three_people_in_three_languages_each_hear_of_a_marked_change_once
     assert buttons(listed) == [f"unsubscribe:{TOPIC}"]
 
     csrf = await _admin(http, staff_accounts)
+    followers = re.search(r'<p id="followers">(.*?)</p>', (await http.get(f"/admin/kb/{TOPIC}/pl")).text)
+    assert followers is not None, "the admin sees who would be told"
+    assert followers.group(1).startswith("3 ") and all(
+        f'<span lang="{code}">{code}</span> 1' in followers.group(1) for code in ("uk", "ru", "en")
+    ), followers.group(1)
     no_polish = await http.post(
         f"/admin/kb/{TOPIC}/pl/change", data={"csrf_token": csrf, "summary_uk": SUMMARY_UK}
     )

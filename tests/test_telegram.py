@@ -194,13 +194,17 @@ async def test_a_question_costs_four_round_trips_to_redis(
     """Admission (the update seen before? the person's limit) in one, the person's lock and state in one
     each way, and a sending moment for the reply in the webhook's response: no more, so that Redis is not
     what a turn waits on. No outbox job, so no wake-up."""
+    from infoopt.core.metrics import REGISTRY
+
     warm = Bot(person.http, person.app, person.sessions, person.fake, person.updates, person.chat + 1)
     await warm.say("/start")  # a first turn loads the scripts into Redis
+    counted = REGISTRY.get_sample_value("infoopt_telegram_webhook_replies_total") or 0.0
     sent = count_redis_commands(person, monkeypatch)
     response = await person.post(person.updates.message(person.chat, "ile kosztuje karta pobytu"))
     monkeypatch.undo()
     assert response.status_code == 200
     assert sent == [["EVALSHA"], ["EVALSHA"], ["EVALSHA"], ["EVALSHA"]], sent
+    assert REGISTRY.get_sample_value("infoopt_telegram_webhook_replies_total") == counted + 1
     body = response.json()
     assert body["method"] == "sendMessage", "the answer rides back in the response"
     assert body["chat_id"] == person.chat and body["parse_mode"] == "HTML"

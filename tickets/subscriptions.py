@@ -235,6 +235,17 @@ async def change_deliveries(session: AsyncSession, *, since: datetime | None = N
     )
 
 
+async def followers(session: AsyncSession, topic_id: str) -> dict[str, int]:
+    """How many people follow a topic now, by the language they are written to in."""
+    count = func.count().label("count")
+    rows = await session.exec(
+        select(Subscription.language, count)
+        .where(Subscription.topic_id == topic_id, col(Subscription.active).is_(True))
+        .group_by(col(Subscription.language))
+    )
+    return dict(rows.all())
+
+
 async def subscriptions_per_topic(session: AsyncSession) -> Sequence[tuple[str, int]]:
     """Active subscriptions per topic, the most followed first."""
     count = func.count().label("count")

@@ -278,11 +278,12 @@ class TelegramChannel:
         async with db.transaction(self._sessions()) as session:
             reply = await self.conversation.handle(session, person, event)
             chunks = split_message(reply_html(reply))
-            if await self._reply_in_webhook(webhook_reply, chat_id, chunks, reply):
-                WEBHOOK_REPLIES.inc()
-            else:
+            in_response = await self._reply_in_webhook(webhook_reply, chat_id, chunks, reply)
+            if not in_response:
                 self.queue_reply(session, chat_id, reply, chunks)
                 self.feed.wake_after_commit(session)
+        if in_response:  # counted once the turn is committed
+            WEBHOOK_REPLIES.inc()
         return reply
 
     async def _reply_in_webhook(
