@@ -531,7 +531,10 @@ def nlu_eval(
     async def run() -> str:
         try:
             report = await evaluate(
-                chosen.name, chosen.parse, examples, policy=DecisionPolicy().for_channel(channel)
+                chosen.name,
+                chosen.parse,
+                examples,
+                policy=DecisionPolicy().for_engine(chosen.name).for_channel(channel),
             )
         finally:
             await chosen.close()

@@ -110,3 +110,16 @@ def test_on_the_phone_a_lone_plausible_topic_is_confirmed_not_answered() -> None
     phone = decide(lone, DecisionPolicy(answer=0.3, margin=0.35, floor=0.15, choices=1))
     assert phone.kind is ReplyKind.CLARIFY
     assert [score.topic_id for score in phone.topics] == ["fees"]
+
+
+def test_an_engine_with_thresholds_of_its_own_is_decided_by_them() -> None:
+    """Rasa scales its confidences its own way: its rankings get its thresholds, the embedded engine's
+    the shared ones; the channel's adjustment applies on top of either."""
+    policy = DecisionPolicy(answer=0.45, margin=0.3, floor=0.25, engines=(("rasa", 0.8, 0.5, 0.3),))
+    scores = (IntentScore("faq/fees", 0.7), IntentScore("faq/residence_card", 0.1))
+    by_rasa = NluResult(text="x", best=scores[0], ranking=scores, engine="rasa")
+    embedded = NluResult(text="x", best=scores[0], ranking=scores, engine="embedded")
+    assert decide(embedded, policy.for_engine("embedded")).kind is ReplyKind.ANSWER
+    assert decide(by_rasa, policy.for_engine("rasa")).kind is ReplyKind.CLARIFY, "0.7 is short of Rasa's 0.8"
+    on_the_phone = policy.for_engine("rasa").for_channel("voice")
+    assert (on_the_phone.answer, on_the_phone.choices) == (0.8, 1)

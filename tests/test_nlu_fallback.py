@@ -154,3 +154,54 @@ async def test_a_hung_rasa_costs_only_the_first_questions_the_timeout_and_every_
     ], "the same answers as a service without Rasa gives"
     assert sum(answer["kind"] == "answer" for answer in answers) >= 4
     assert ready.status_code == 200 and "degraded" in ready.json()["checks"]["nlu"]["detail"]
+
+
+class SureishRasa(HungRasa):
+    """A Rasa server that ranks every message "faq/fees" at 0.6 and "faq/residence_card" at 0.1: enough
+    for the embedded engine's thresholds to answer, short of Rasa's own."""
+
+    async def parse(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        text = (await request.json())["text"]
+        return web.json_response(
+            {
+                "text": text,
+                "intent": {"name": "faq", "confidence": 1.0},
+                "intent_ranking": [{"name": "faq", "confidence": 1.0}],
+                "response_selector": {
+                    "faq": {
+                        "ranking": [
+                            {"intent_response_key": "faq/fees", "confidence": 0.6},
+                            {"intent_response_key": "faq/residence_card", "confidence": 0.1},
+                        ]
+                    }
+                },
+                "entities": [],
+            }
+        )
+
+    async def status(self, _request: web.Request) -> web.Response:
+        return web.json_response({"model_file": "fake.tar.gz"})
+
+
+async def test_rasas_rankings_are_decided_by_rasas_own_thresholds(settings: Settings) -> None:
+    """The same ranking the embedded engine's thresholds would answer is asked back when Rasa made it
+    (Rasa's confidences run high: it answers only from 0.7)."""
+    from bot.conversation import DecisionPolicy
+
+    assert DecisionPolicy().answer <= 0.6 < DecisionPolicy().for_engine("rasa").answer
+    rasa = SureishRasa()
+    await rasa.start()
+    try:
+        application = create_app(settings.model_copy(update={"rasa_url": rasa.url}))
+        async with application.router.lifespan_context(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=30) as http:
+                reply = (await http.post("/api/v1/ask", json={"text": "ile kosztuje karta pobytu"})).json()
+    finally:
+        await rasa.stop()
+    assert rasa.requests == 1 and reply["engine"] == "rasa"
+    assert reply["kind"] == "clarify", reply["kind"]
+    assert [option["value"] for option in reply["actions"] if option["action"] == "choose_topic"][:1] == [
+        "fees"
+    ]
