@@ -102,10 +102,6 @@ async def record_messages(
     return rows
 
 
-# What a turn writes on the conversation itself, with its messages.
-_TURN_COLUMNS = ("last_message_at", "language", "blocked_at")
-
-
 @cache
 def _turn_statement(messages: int) -> Insert:
     """`WITH touched AS (UPDATE conversation …) INSERT INTO conversation_message … SELECT … UNION ALL …`
@@ -149,11 +145,6 @@ async def record_turn(
         await record_messages(session, conversation, messages)
         return
     now = utcnow()
-    columns = {
-        "last_message_at": now,
-        "language": conversation.language,
-        "blocked_at": conversation.blocked_at,
-    }
     parameters: dict[str, object] = {
         "conversation": conversation.id,
         "at": now,
@@ -163,8 +154,10 @@ async def record_turn(
     for n, (author, text, kind) in enumerate(messages):
         parameters |= {f"author_{n}": author, f"text_{n}": _kept(text), f"kind_{n}": kind}
     await session.execute(_turn_statement(len(messages)), parameters)
-    for name in _TURN_COLUMNS:  # as written: nothing left for the session to flush
-        set_committed_value(conversation, name, columns[name])
+    # What the statement wrote on the conversation, as written: nothing left for the session to flush.
+    set_committed_value(conversation, "last_message_at", now)
+    set_committed_value(conversation, "language", parameters["language_"])
+    set_committed_value(conversation, "blocked_at", parameters["blocked"])
 
 
 async def messages_after(
