@@ -123,8 +123,8 @@ def main() -> None:
         sets = asyncio.run(parsed_by_rasa(args.rasa_url))
         rule, reference = RASA_RULE, DecisionPolicy(engines=())
         grid = (RASA_ANSWERS, RASA_MARGINS, RASA_FLOORS)
-        allowed_wrong = round(measure(sets, reference)["wrong"])
-        allowed_not_understood = measure(sets, reference)["not_understood"]
+        baseline = measure(sets, reference)
+        allowed_wrong, allowed_not_understood = round(baseline["wrong"]), baseline["not_understood"]
         out = args.out or results / "decision_policy_rasa.md"
     else:
         engine = EmbeddedEngine(train(load_examples([ROOT / "nlu_data" / "data"])))
@@ -133,6 +133,7 @@ def main() -> None:
             for name in (*DEVELOPMENT, HELD_OUT)
         }
         rule, reference, allowed_wrong = RULE, REFERENCE, WRONG_BEFORE
+        baseline = measure(sets, reference)
         allowed_not_understood = float("inf")
         grid = (ANSWERS, MARGINS, FLOORS)
         out = args.out or results / "decision_policy.md"
@@ -158,8 +159,7 @@ def main() -> None:
         "",
         f"Wrong answers allowed on the pooled development sets: {allowed_wrong}; the reference policy"
         f" ({reference.answer}, {reference.margin}, {reference.floor}) on this engine:"
-        f" {measure(sets, reference)['wrong']:.0f} wrong,"
-        f" {measure(sets, reference)['not_understood']:.0f} not understood.",
+        f" {baseline['wrong']:.0f} wrong, {baseline['not_understood']:.0f} not understood.",
         f"{len(candidates)} of {len(list(itertools.product(*grid)))} policies qualify; the best ten:",
         "",
         "| answer | margin | floor | hard: worst language right | hard: worst language wrong | dev sets right | dev sets wrong | dev sets not understood |",
