@@ -191,19 +191,25 @@ def environment(
     reply_in_webhook: bool = True,
 ) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("INFOOPT_", "TELEGRAM_", "TWILIO_"))}
-    return clean | {
-        "INFOOPT_DATA_DIR": str(data),
-        "INFOOPT_DATABASE_URL": database_url,
-        "INFOOPT_REDIS_URL": redis_url,
-        "INFOOPT_LOG_LEVEL": "WARNING",
-        "INFOOPT_OUTBOX_IN_PROCESS": "false",
-        "TELEGRAM_BOT_TOKEN": fake.token,
-        "TELEGRAM_WEBHOOK_SECRET": SECRET,
-        "TELEGRAM_API_BASE": fake.url,
-        # The fake has no limit: the workers' shared one is raised so that it measures their cost.
-        "TELEGRAM_MESSAGES_PER_SECOND": str(send_limit),
-        "TELEGRAM_REPLY_IN_WEBHOOK": "true" if reply_in_webhook else "false",
-    }
+    # The database pool's settings (INFOOPT_DB_POOL_SIZE, …) pass through, to compare pools.
+    pool = {k: v for k, v in os.environ.items() if k.startswith("INFOOPT_DB_")}
+    return (
+        clean
+        | pool
+        | {
+            "INFOOPT_DATA_DIR": str(data),
+            "INFOOPT_DATABASE_URL": database_url,
+            "INFOOPT_REDIS_URL": redis_url,
+            "INFOOPT_LOG_LEVEL": "WARNING",
+            "INFOOPT_OUTBOX_IN_PROCESS": "false",
+            "TELEGRAM_BOT_TOKEN": fake.token,
+            "TELEGRAM_WEBHOOK_SECRET": SECRET,
+            "TELEGRAM_API_BASE": fake.url,
+            # The fake has no limit: the workers' shared one is raised so that it measures their cost.
+            "TELEGRAM_MESSAGES_PER_SECOND": str(send_limit),
+            "TELEGRAM_REPLY_IN_WEBHOOK": "true" if reply_in_webhook else "false",
+        }
+    )
 
 
 def launch(arguments: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -167,8 +167,12 @@ class Services:
             async with services.sessions() as session:
                 return await kb.get_published(session, topic_id, language)
 
+        async def load_all_published() -> list[kb.PublishedArticle]:
+            async with services.sessions() as session:
+                return await kb.all_published(session)
+
         redis = create_redis(settings.redis_url)
-        kb_cache = PublishedCache(load_published, load_in=kb.get_published)
+        kb_cache = PublishedCache(load_published, load_in=kb.get_published, load_all=load_all_published)
         feed = TicketFeed(redis)
         services = cls(
             settings=settings,

@@ -516,6 +516,44 @@ async def test_the_cache_never_makes_a_turn_wait_for_the_database_once_filled() 
     assert fresh is not None and fresh.title == "new"
 
 
+async def test_expired_entries_reload_together_in_one_query() -> None:
+    """Past the safety TTL the whole cache is read again at once, in the background: not one query (and
+    connection) per entry. An article no longer published is remembered as such; one a publish dropped
+    while the reload was reading is left to be read afresh."""
+    from knowledge_base.cache import PublishedCache
+
+    loads: list[str] = []
+    single: list[tuple[str, str]] = []
+    release = asyncio.Event()
+
+    async def loader(topic_id: str, language: str) -> kb.PublishedArticle | None:
+        single.append((topic_id, language))
+        return _published_article(topic_id, "single")
+
+    async def load_all() -> list[kb.PublishedArticle]:
+        loads.append("all")
+        await release.wait()
+        return [_published_article("fees", "new"), _published_article("pesel_ukr", "new")]
+
+    cache = PublishedCache(loader, ttl=0.05, load_all=load_all)
+    cache.fill([_published_article(topic, "old") for topic in ("fees", "residence_card", "seasonal_work")])
+    await asyncio.sleep(0.06)
+    for topic in ("fees", "residence_card", "seasonal_work"):
+        stale = await asyncio.wait_for(cache.get(topic, "pl"), timeout=0.5)  # not waiting for the reload
+        assert stale is not None and stale.title == "old"
+    assert loads == ["all"] and single == [], "one reload for every expired entry"
+    cache.invalidate("seasonal_work")  # a publish announced while the reload reads
+    release.set()
+    await asyncio.sleep(0.01)
+    fees = await cache.get("fees", "pl")
+    assert fees is not None and fees.title == "new"
+    assert await cache.get("residence_card", "pl") is None, "unpublished meanwhile: nothing to serve"
+    assert single == []
+    fresh = await cache.get("seasonal_work", "pl")
+    assert fresh is not None and fresh.title == "single", "dropped by the publish: read afresh"
+    assert loads == ["all"]
+
+
 async def test_a_miss_during_a_turn_is_read_on_the_turns_own_session() -> None:
     """Right after a publish, turns on that topic miss at once: each reads it on the connection it already
     holds, never on a second one it would have to wait for."""

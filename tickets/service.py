@@ -246,9 +246,12 @@ async def open_ticket(
 
 
 def _in_play(resolved_since: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
-    """A ticket still in play: open, or resolved recently enough to be reopened (since then)."""
+    """A ticket still in play: open, or resolved recently enough to be reopened (since then).
+
+    The open statuses as plain comparisons, not `IN (…)`: SQLAlchemy renders an `IN` list into the SQL
+    again at every execution, and this runs with every message a person sends."""
     return or_(
-        col(Ticket.status).in_(ACTIVE_STATUSES),
+        *(col(Ticket.status) == status for status in ACTIVE_STATUSES),
         and_(col(Ticket.status) == TicketStatus.RESOLVED, col(Ticket.resolved_at) >= resolved_since),
     )
 
