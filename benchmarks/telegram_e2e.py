@@ -1,17 +1,19 @@
 """Telegram end to end: updates into `POST /telegram/webhook` → `sendMessage` at a fake Bot API.
 
     .venv/bin/python benchmarks/telegram_e2e.py [--rates 5,10,25,50,100,200,300] [--seconds 30]
-        [--warmup 5] [--chats 2000] [--outbox-workers 2] [--send-limit 5000] [--cost 1000] [--keep-going]
-        [--profile RATE]
+        [--warmup 5] [--chats 2000] [--max-connections 20] [--outbox-workers 2] [--send-limit 5000]
+        [--cost 1000] [--keep-going] [--through-outbox] [--profile RATE]
         [--database-url postgresql://infoopt@127.0.0.1:55432/infoopt_bench_tg]
         [--redis-url redis://127.0.0.1:56379/14] [--out benchmarks/results/telegram_e2e.md]
 
 Starts the fake Bot API (tests/fake_telegram.py, in this process), `infoopt serve --workers 2` on
 PostgreSQL and Redis with the outbox out of process, and `infoopt worker` processes delivering the
 outbox. Then, rate after rate, many chats send held-out questions as Telegram updates on a fixed
-schedule (open loop: an update goes out when it is due, whatever the answers to earlier ones), and
-the fake times each `sendMessage`. Latencies count from the moment an update was due, so a client
-that falls behind shows as latency, not as a gentler load. Once most updates of a rate fail, higher
+schedule, each due whatever the answers to earlier ones, and the fake times each `sendMessage`. As
+Telegram does, at most `--max-connections` webhook requests are open at once (setWebhook's
+max_connections; 0: no cap, every update sent the moment it is due). Latencies count from the moment
+an update was due, so waiting on Telegram's side, or a client that falls behind, shows as latency,
+not as a gentler load. Once most updates of a rate fail, higher
 rates are not run (`--keep-going` runs them anyway). `--profile RATE` then samples the app workers and
 an outbox worker with py-spy at that rate. The database is emptied first (its name must contain
 `bench`), and so is the Redis database; the trained NLU models are cached in var/nlu.
@@ -593,7 +595,9 @@ async def run_rate(
     ledger.window_start = time.perf_counter() + args.warmup
     ledger.window_end = ledger.window_start + args.seconds
     named = stack.processes() + [("Redis server", process) for process in redis_server(load.redis_url)]
-    connector = aiohttp.TCPConnector(limit=5000)
+    # Telegram holds at most max_connections webhook requests open at once; updates due meanwhile wait on
+    # its side (the wait counts: times start when an update was due). 0: no cap, every update sent when due.
+    connector = aiohttp.TCPConnector(limit=args.max_connections or 5000)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         sending = asyncio.create_task(offer(http, load, ledger, rate, args.warmup + args.seconds, first))
@@ -888,9 +892,17 @@ def header(args: argparse.Namespace, questions: int) -> list[str]:
         ),
         "",
         f"Load: {args.chats:,} private chats in turn, each update one of {questions:,} held-out questions "
-        "(nlu_data/tests/test_nlu.yml) in its language, sent open-loop at a fixed rate for "
-        f"{args.warmup:g} s of warm-up and then {args.seconds:g} s measured. Times count from the moment an "
-        "update was due. End to end: from then until the fake received the sendMessage to that chat (each "
+        "(nlu_data/tests/test_nlu.yml) in its language, due at a fixed rate for "
+        f"{args.warmup:g} s of warm-up and then {args.seconds:g} s measured, "
+        + (
+            f"sent with at most {args.max_connections} requests open at once, as Telegram does "
+            "(`TELEGRAM_WEBHOOK_MAX_CONNECTIONS`, the service's 2 processes × 10 pooled connections): an "
+            "update due while all are busy waits on Telegram's side. "
+            if args.max_connections
+            else "each sent the moment it is due, however many are open (open loop; Telegram itself "
+            "never holds more than 100 open). "
+        )
+        + "Times count from the moment an update was due, so waiting on Telegram's side counts. End to end: from then until the fake received the sendMessage to that chat (each "
         "chat's replies answer its updates in order). A reply that had not arrived "
         f"{args.grace:g} s after the last update counts as infinitely late (shown as `> {args.grace:g} s`). "
         "Backlog at end: outbox jobs pending or being sent, and measured or warm-up updates with no reply "
@@ -1006,6 +1018,14 @@ def main() -> None:
         "--grace", type=float, default=5.0, help="seconds a reply may come after the last update"
     )
     parser.add_argument("--chats", type=int, default=2000)
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=20,
+        help="webhook requests Telegram's side holds open at once (setWebhook's max_connections, "
+        "TELEGRAM_WEBHOOK_MAX_CONNECTIONS; 20 = the service's 2 processes × 10 pooled connections, as "
+        "the README advises; 0: no cap, every update sent the moment it is due)",
+    )
     parser.add_argument("--outbox-workers", type=int, default=2)
     parser.add_argument(
         "--send-limit",

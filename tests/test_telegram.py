@@ -529,6 +529,7 @@ async def test_set_webhook_registers_the_public_url_with_the_secret(
         "TELEGRAM_WEBHOOK_SECRET": SECRET,
         "TELEGRAM_API_BASE": fake.url,
         "INFOOPT_PUBLIC_URL": "https://infoopt.example.gov.pl/",
+        "TELEGRAM_WEBHOOK_MAX_CONNECTIONS": "20",
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -545,6 +546,7 @@ async def test_set_webhook_registers_the_public_url_with_the_secret(
     (registered,) = [call.params for call in fake.calls if call.method == "setWebhook"]
     assert registered["url"] == "https://infoopt.example.gov.pl/telegram/webhook"
     assert registered["secret_token"] == SECRET
+    assert int(registered["max_connections"]) == 20, "no more requests at once than the pools can serve"
     menus = [call.params for call in fake.calls if call.method == "setMyCommands"]
     assert len(menus) == 4, "the command menu in four languages"
 

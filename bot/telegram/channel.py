@@ -375,6 +375,7 @@ async def register_webhook(bot: Bot, settings: Settings) -> str:
         url=url,
         secret_token=settings.telegram.webhook_secret.get_secret_value(),
         allowed_updates=ALLOWED_UPDATES,
+        max_connections=settings.telegram.webhook_max_connections,
     )
     await announce_commands(bot)
     return url

@@ -32,7 +32,7 @@ def _env_config(prefix: str) -> SettingsConfigDict:
 class TelegramSettings(BaseSettings):
     """The Telegram bot: `TELEGRAM_BOT_TOKEN`, `TELEGRAM_WEBHOOK_SECRET`, `TELEGRAM_API_BASE`, and the
     sending limits `TELEGRAM_MESSAGES_PER_SECOND`, `TELEGRAM_MESSAGES_PER_CHAT_PER_SECOND`, and
-    `TELEGRAM_REPLY_IN_WEBHOOK`."""
+    `TELEGRAM_REPLY_IN_WEBHOOK`; `TELEGRAM_WEBHOOK_MAX_CONNECTIONS` for `infoopt bot set-webhook`."""
 
     model_config = _env_config("TELEGRAM_")
 
@@ -46,6 +46,11 @@ class TelegramSettings(BaseSettings):
     # A one-message reply to an update goes back in the webhook's response when the limits allow it now
     # (no request, no outbox job; Telegram does not confirm it). False: every reply through the outbox.
     reply_in_webhook: bool = True
+    # How many webhook requests Telegram may hold open at once (setWebhook's max_connections, 1-100;
+    # Telegram's own default is 40). Updates beyond it wait on Telegram's side, in order, and nothing is
+    # lost; more requests than there are pooled database connections in all app processes only queue
+    # here and make the pool open and close extra connections. About app processes × INFOOPT_DB_POOL_SIZE.
+    webhook_max_connections: int = Field(default=40, ge=1, le=100)
 
 
 class TwilioSettings(BaseSettings):
