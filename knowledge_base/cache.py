@@ -23,6 +23,9 @@ SessionLoader = Callable[[AsyncSession, str, str], Awaitable[PublishedArticle | 
 # A safety net only: publishes are announced over pub/sub and reach every worker within a second;
 # should a worker miss one (say Redis restarted), it still picks up the change after this long.
 SAFETY_TTL_SECONDS = 60.0
+# After a refresh failed (the database away), how long stale entries serve before the next try: reads
+# keep coming while the database is down, and each would otherwise start a query that fails again.
+RETRY_SECONDS = 5.0
 
 
 class PublishedCache:
@@ -52,6 +55,7 @@ class PublishedCache:
         # Invalidated while the whole cache was being reloaded: (topic, language or None for all); None
         # in the set: everything. The reload's reads of these may predate the publish.
         self._dropped: set[tuple[str, str | None] | None] = set()
+        self._quiet_until = 0.0  # no refresh before this moment (one failed just now)
 
     def fill(self, published: Iterable[PublishedArticle]) -> None:
         """Every published article at once (what is not published is still looked up when asked for)."""
@@ -83,7 +87,7 @@ class PublishedCache:
     def _refresh(self, key: Key) -> None:
         """Reload an expired entry in the background: the whole cache when it can, else this entry."""
         if self._load_all is not None:
-            if None not in self._reloading:
+            if None not in self._reloading and time.monotonic() >= self._quiet_until:
                 self._dropped.clear()
                 self._reloading[None] = asyncio.create_task(self._reload_all())
         elif key not in self._reloading:
@@ -93,8 +97,9 @@ class PublishedCache:
         assert self._load_all is not None
         try:
             published = {(article.topic_id, article.language): article for article in await self._load_all()}
-        except Exception as error:  # the database away for a moment: the old entries serve until next time
+        except Exception as error:  # the database away for a moment: the old entries serve meanwhile
             log.warning("kb_cache.reload_failed", extra={"error": type(error).__name__})
+            self._quiet_until = time.monotonic() + RETRY_SECONDS
         else:
             expires = time.monotonic() + self._ttl
             # What was asked for and is not published (any more) is remembered as such; what a publish

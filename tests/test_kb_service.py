@@ -554,6 +554,39 @@ async def test_expired_entries_reload_together_in_one_query() -> None:
     assert loads == ["all"]
 
 
+async def test_a_failed_refresh_waits_before_the_next_try(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database away: the stale entries serve, and the next read does not start another query at
+    once (every read would, while it is down)."""
+    from knowledge_base import cache as cache_module
+    from knowledge_base.cache import PublishedCache
+
+    monkeypatch.setattr(cache_module, "RETRY_SECONDS", 0.2)
+    tries: list[str] = []
+
+    async def load_all() -> list[kb.PublishedArticle]:
+        tries.append("all")
+        if len(tries) == 1:
+            raise ConnectionRefusedError("the database is away")
+        return [_published_article("fees", "new")]
+
+    async def loader(topic_id: str, language: str) -> kb.PublishedArticle | None:
+        raise AssertionError("filled entries are never read one by one")
+
+    cache = PublishedCache(loader, ttl=0.05, load_all=load_all)
+    cache.fill([_published_article("fees", "old")])
+    await asyncio.sleep(0.06)
+    for _ in range(20):
+        stale = await cache.get("fees", "pl")
+        assert stale is not None and stale.title == "old"
+        await asyncio.sleep(0.005)
+    assert tries == ["all"], "one failed try, then quiet"
+    await asyncio.sleep(0.2)
+    await cache.get("fees", "pl")
+    await asyncio.sleep(0.01)
+    fresh = await cache.get("fees", "pl")
+    assert fresh is not None and fresh.title == "new" and tries == ["all", "all"]
+
+
 async def test_a_miss_during_a_turn_is_read_on_the_turns_own_session() -> None:
     """Right after a publish, turns on that topic miss at once: each reads it on the connection it already
     holds, never on a second one it would have to wait for."""
