@@ -167,12 +167,10 @@ class Services:
             async with services.sessions() as session:
                 return await kb.get_published(session, topic_id, language)
 
-        async def load_all_published() -> list[kb.PublishedArticle]:
-            async with services.sessions() as session:
-                return await kb.all_published(session)
-
         redis = create_redis(settings.redis_url)
-        kb_cache = PublishedCache(load_published, load_in=kb.get_published, load_all=load_all_published)
+        kb_cache = PublishedCache(
+            load_published, load_in=kb.get_published, load_all=lambda: services.all_published()
+        )
         feed = TicketFeed(redis)
         services = cls(
             settings=settings,
@@ -227,11 +225,15 @@ class Services:
             services.spawn(services.broadcasts())
         return services
 
+    async def all_published(self) -> list[kb.PublishedArticle]:
+        """Every served revision, read on a session of its own."""
+        async with self.sessions() as session:
+            return await kb.all_published(session)
+
     async def load_articles(self) -> None:
         """Every published article in memory before the first question (see PublishedCache)."""
         try:
-            async with self.sessions() as session:
-                self.kb_cache.fill(await kb.all_published(session))
+            self.kb_cache.fill(await self.all_published())
         except Exception as error:  # a database not migrated yet: articles load as they are asked for
             log.warning("kb_cache.preload_failed", extra={"error": type(error).__name__})
 

@@ -54,6 +54,35 @@ async def test_a_started_app_answers_published_articles_from_memory(settings: Se
         await services.close()
 
 
+@pytest.mark.usefixtures("synced_kb")
+async def test_past_the_safety_ttl_a_started_app_reads_every_article_again_in_one_go(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache's safety refresh reads all published articles at once (two statements), not each
+    expired entry on a session of its own; the turns meanwhile are served the entries they had."""
+    import asyncio
+    import time
+    from types import SimpleNamespace
+
+    from knowledge_base import cache as cache_module
+
+    services = await Services.start(settings.model_copy(update={"outbox_in_process": False}))
+    try:
+        monkeypatch.setattr(cache_module, "time", SimpleNamespace(monotonic=lambda: time.monotonic() + 120))
+        with statements(services.engine) as seen:
+            for topic, language in (("fees", "uk"), ("stamp_and_legal_stay", "en"), ("fees", "pl")):
+                assert await services.kb_cache.get(topic, language) is not None
+            assert seen == [], "served at once, refreshed in the background"
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if len(seen) >= 2:
+                    break
+            await asyncio.sleep(0.2)
+        assert len(seen) == 2, seen  # the served revisions, and the topics' latest changes
+    finally:
+        await services.close()
+
+
 async def test_an_outbox_worker_loads_no_nlu_model(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
