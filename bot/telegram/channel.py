@@ -119,6 +119,15 @@ class Admission:
     earlier: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """What `TelegramChannel.process` hands the handlers with an update, for its turn: whether the person is
+    within their limit, and where the reply may go back in the webhook's response (None: when polling)."""
+
+    within_limit: bool
+    webhook_reply: WebhookReply | None = None
+
+
 def chat_of(update: Update) -> int | None:
     """The chat an update comes from: a message's, or the message under a pressed button."""
     message = update.message or update.edited_message
@@ -229,10 +238,9 @@ class TelegramChannel:
         if webhook_reply is not None:
             webhook_reply.update_id = update.update_id
         try:
-            # Handlers name `admitted` to learn whether the person is within their limit, and `webhook_reply`
-            # to hand it to the turn.
+            # Handlers name `arrival` to hand it to the turn.
             await self.dispatcher.feed_update(
-                self.bot, update, admitted=admission.within_limit, webhook_reply=webhook_reply
+                self.bot, update, arrival=Arrival(admission.within_limit, webhook_reply)
             )
         except BaseException:  # the update's key goes, its remembered response with it
             await self.forget_update(update.update_id)
@@ -256,16 +264,14 @@ class TelegramChannel:
         self,
         chat_id: int,
         event: Event,
-        *,
-        admitted: bool | None = None,
-        webhook_reply: WebhookReply | None = None,
+        arrival: Arrival | None = None,
     ) -> Reply | None:
         """One turn of the conversation for a private chat; the reply goes back in the webhook's response
-        (`webhook_reply`) when it can, else to the outbox. `admitted`: whether `process` found the person within
-        their limit (None: count this turn here)."""
+        when `arrival` allows, else to the outbox. Without `arrival` (not from `process`), the person's limit
+        is counted here."""
         person = PersonRef(Channel.TELEGRAM, str(chat_id))
-        if admitted is None:
-            admitted = await self.within_limit(chat_id)
+        admitted = arrival.within_limit if arrival is not None else await self.within_limit(chat_id)
+        webhook_reply = arrival.webhook_reply if arrival is not None else None
         if not admitted:
             await self.queue_text(
                 chat_id,

@@ -1,9 +1,8 @@
 """Telegram updates into conversation events: commands, text, buttons, files and everything else.
 
 Only private chats talk to the bot; in a group it says once where to write, and is otherwise silent.
-Every callback query is answered, whatever happens after. `admitted` (from `TelegramChannel.process`)
-says whether the person is within their rate limit; `webhook_reply` is where the reply may go back in the
-webhook's response (handed on to the turn).
+Every callback query is answered, whatever happens after. `arrival` (from `TelegramChannel.process`: the
+person within their rate limit? may the reply go back in the webhook's response?) is handed on to the turn.
 """
 
 from __future__ import annotations
@@ -63,50 +62,39 @@ def client_language(message: Message | CallbackQuery) -> str | None:
 
 
 @private.message(CommandStart())
-async def start(
-    message: Message, channel: Any, admitted: bool | None = None, webhook_reply: Any = None
-) -> None:
+async def start(message: Message, channel: Any, arrival: Any = None) -> None:
     await channel.turn(
         message.chat.id,
         Event(
             action=ActionName.START, value=client_language(message), client_language=client_language(message)
         ),
-        admitted=admitted,
-        webhook_reply=webhook_reply,
+        arrival,
     )
 
 
 @private.message(Command(*COMMANDS))
-async def command(
-    message: Message, channel: Any, admitted: bool | None = None, webhook_reply: Any = None
-) -> None:
+async def command(message: Message, channel: Any, arrival: Any = None) -> None:
     name = (message.text or "").split()[0].lstrip("/").split("@")[0].lower()
     await channel.turn(
         message.chat.id,
         Event(action=COMMANDS[name], client_language=client_language(message)),
-        admitted=admitted,
-        webhook_reply=webhook_reply,
+        arrival,
     )
 
 
 @private.message(inline(F.text))
 @private.edited_message(inline(F.text))
-async def text(
-    message: Message, channel: Any, admitted: bool | None = None, webhook_reply: Any = None
-) -> None:
+async def text(message: Message, channel: Any, arrival: Any = None) -> None:
     """A question, or an answer to a step of a flow (an edited message is read as the new words)."""
     await channel.turn(
         message.chat.id,
         Event(text=message.text or "", client_language=client_language(message)),
-        admitted=admitted,
-        webhook_reply=webhook_reply,
+        arrival,
     )
 
 
 @private.message(inline(F.photo))
-async def photo(
-    message: Message, channel: Any, admitted: bool | None = None, webhook_reply: Any = None
-) -> None:
+async def photo(message: Message, channel: Any, arrival: Any = None) -> None:
     assert message.photo is not None
     largest = max(message.photo, key=lambda size: size.width * size.height)
     attachment = {
@@ -124,15 +112,12 @@ async def photo(
             attachment=attachment,
             client_language=client_language(message),
         ),
-        admitted=admitted,
-        webhook_reply=webhook_reply,
+        arrival,
     )
 
 
 @private.message(inline(F.document))
-async def document(
-    message: Message, channel: Any, admitted: bool | None = None, webhook_reply: Any = None
-) -> None:
+async def document(message: Message, channel: Any, arrival: Any = None) -> None:
     assert message.document is not None
     file = message.document
     attachment = {
@@ -150,40 +135,31 @@ async def document(
             attachment=attachment,
             client_language=client_language(message),
         ),
-        admitted=admitted,
-        webhook_reply=webhook_reply,
+        arrival,
     )
 
 
 @private.message(inline(F.voice | F.audio | F.video_note))
-async def voice(
-    message: Message, channel: Any, admitted: bool | None = None, webhook_reply: Any = None
-) -> None:
+async def voice(message: Message, channel: Any, arrival: Any = None) -> None:
     await channel.turn(
         message.chat.id,
         Event(media="voice", client_language=client_language(message)),
-        admitted=admitted,
-        webhook_reply=webhook_reply,
+        arrival,
     )
 
 
 @private.message()
-async def anything_else(
-    message: Message, channel: Any, admitted: bool | None = None, webhook_reply: Any = None
-) -> None:
+async def anything_else(message: Message, channel: Any, arrival: Any = None) -> None:
     """Stickers, locations, contacts, videos, polls...: a clear word instead of silence."""
     await channel.turn(
         message.chat.id,
         Event(media="other", client_language=client_language(message)),
-        admitted=admitted,
-        webhook_reply=webhook_reply,
+        arrival,
     )
 
 
 @router.callback_query()
-async def button(
-    query: CallbackQuery, channel: Any, admitted: bool | None = None, webhook_reply: Any = None
-) -> None:
+async def button(query: CallbackQuery, channel: Any, arrival: Any = None) -> None:
     """A pressed button: the action it carries, as if the person had chosen it in any other channel."""
     parsed = parse_callback(query.data or "")
     message = query.message
@@ -195,8 +171,7 @@ async def button(
         reply = await channel.turn(
             message.chat.id,
             Event(action=action, value=value, client_language=client_language(query)),
-            admitted=admitted,
-            webhook_reply=webhook_reply,
+            arrival,
         )
     except Exception:
         await query.answer()
