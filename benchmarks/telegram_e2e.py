@@ -896,8 +896,8 @@ def header(args: argparse.Namespace, questions: int) -> list[str]:
         f"{args.warmup:g} s of warm-up and then {args.seconds:g} s measured, "
         + (
             f"sent with at most {args.max_connections} requests open at once, as Telegram does "
-            "(`TELEGRAM_WEBHOOK_MAX_CONNECTIONS`, the service's 2 processes × 10 pooled connections): an "
-            "update due while all are busy waits on Telegram's side. "
+            "(`TELEGRAM_WEBHOOK_MAX_CONNECTIONS`; the README advises app processes × pooled connections, "
+            "2 × 10 here by default): an update due while all are busy waits on Telegram's side. "
             if args.max_connections
             else "each sent the moment it is due, however many are open (open loop; Telegram itself "
             "never holds more than 100 open). "
