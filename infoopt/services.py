@@ -162,14 +162,13 @@ class Services:
             nlu = NluNotReady("this process does not parse messages (an outbox worker)")  # type: ignore[assignment]
             detector = LanguageDetector(None)
 
-        async def load_published(topic_id: str, language: str) -> kb.PublishedArticle | None:
-            # Through `services.sessions`, not a copy of it: tests swap in a rolled-back transaction.
-            async with services.sessions() as session:
-                return await kb.get_published(session, topic_id, language)
-
         redis = create_redis(settings.redis_url)
+        # Through `services` (built below), not a copy of its sessions: tests swap in a rolled-back
+        # transaction.
         kb_cache = PublishedCache(
-            load_published, load_in=kb.get_published, load_all=lambda: services.all_published()
+            lambda topic_id, language: services.published_now(topic_id, language),
+            load_in=kb.get_published,
+            load_all=lambda: services.all_published(),
         )
         feed = TicketFeed(redis)
         services = cls(
@@ -292,8 +291,8 @@ class Services:
             await asyncio.sleep(every_seconds)
 
     async def published_now(self, topic_id: str, language: str) -> kb.PublishedArticle | None:
-        """The served article read from the database, not the cache (an outbox worker keeps no cache in
-        step with publishes)."""
+        """The served article read from the database, not the cache: what the cache loads, and what an
+        outbox worker reads (it keeps no cache in step with publishes)."""
         async with self.sessions() as session:
             return await kb.get_published(session, topic_id, language)
 

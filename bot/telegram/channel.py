@@ -317,12 +317,9 @@ class TelegramChannel:
         webhook_reply.sent = body
         return True
 
-    def queue_reply(
-        self, session: AsyncSession, chat_id: int, reply: Reply, chunks: list[str] | None = None
-    ) -> None:
-        """The reply as Telegram messages under the size limit (`chunks`, if already cut); the buttons go
-        with the last one."""
-        chunks = chunks if chunks is not None else split_message(reply_html(reply))
+    def queue_reply(self, session: AsyncSession, chat_id: int, reply: Reply, chunks: list[str]) -> None:
+        """The reply as Telegram messages under the size limit (`chunks`, already cut); the buttons go with
+        the last one."""
         for number, chunk in enumerate(chunks, start=1):
             enqueue(
                 session,
