@@ -217,24 +217,36 @@ async def test_a_returning_persons_question_costs_two_statements_on_postgresql(
     person: Bot, pg_engine: AsyncEngine
 ) -> None:
     """Their conversation with the ticket they may have in play, in one query; the two transcript lines
-    with the conversation's own update, in one statement. No outbox job: the answer rides back in the
-    response. (The transaction's BEGIN and COMMIT come on top; here they are savepoints.)"""
+    with the conversation's own update, in one statement; both straight through asyncpg, and nothing
+    through SQLAlchemy (no BEGIN or COMMIT either: in production each statement is atomic on its own; here
+    the test's savepoint is all there is around them). No outbox job: the answer rides back in the
+    response."""
     from sqlalchemy import event
 
     await person.say("ile kosztuje karta pobytu")
     await asyncio.sleep(1.0)  # one message a second to a chat: the next answer may ride the response
+    through_sqlalchemy: list[str] = []
     statements: list[str] = []
 
     def note(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
         if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
-            statements.append(" ".join(statement.split()))
+            through_sqlalchemy.append(" ".join(statement.split()))
 
+    def logged(record: Any) -> None:
+        statements.append(" ".join(record.query.split()))
+
+    async with person.sessions() as session:  # the test's one connection, under every session
+        driver = (await (await session.connection()).get_raw_connection()).driver_connection
+    assert driver is not None
     event.listen(pg_engine.sync_engine, "before_cursor_execute", note)
+    driver.add_query_logger(logged)
     try:
         # The same topic again: its article is in the cache now (each test starts with an empty one).
         response = await person.post(person.updates.message(person.chat, "a ile kosztuje karta pobytu?"))
     finally:
         event.remove(pg_engine.sync_engine, "before_cursor_execute", note)
+        driver.remove_query_logger(logged)
+    assert through_sqlalchemy == []
     assert response.status_code == 200
     assert len(statements) == 2, [statement[:70] for statement in statements]
     assert statements[0].startswith("SELECT conversation.id") and "FROM ticket" in statements[0]

@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Insert, bindparam, delete, insert, union_all, update
+from sqlalchemy import bindparam, delete, insert, union_all, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.core.clock import utcnow
+from infoopt.core.db import DriverStatement
 from infoopt.core.languages import Channel
 from tickets.models import (
     Conversation,
@@ -103,10 +104,10 @@ async def record_messages(
 
 
 @cache
-def _turn_statement(messages: int) -> Insert:
+def _turn_statement(messages: int) -> DriverStatement:
     """`WITH touched AS (UPDATE conversation …) INSERT INTO conversation_message … SELECT … UNION ALL …`
-    for this many messages, built once with bound parameters: SQLAlchemy caches its compiled form (a
-    multi-row `VALUES` it would compile again for every turn) and PostgreSQL its plan."""
+    for this many messages, built and compiled once with bound parameters (a multi-row `VALUES` would be
+    compiled again for every turn); PostgreSQL keeps its plan."""
     table = ConversationMessage.__table__  # type: ignore[attr-defined]
     touched = (
         update(Conversation)
@@ -127,7 +128,7 @@ def _turn_statement(messages: int) -> Insert:
         )
         for n in range(messages)
     ]
-    return (
+    return DriverStatement(
         insert(table)
         .from_select(["conversation_id", "author", "text", "kind", "created_at"], union_all(*rows))
         .add_cte(touched)
@@ -138,10 +139,11 @@ async def record_turn(
     session: AsyncSession, conversation: Conversation, messages: list[tuple[MessageAuthor, str, str | None]]
 ) -> None:
     """A turn's messages added to the transcript, and the conversation's own columns (its last message,
-    language, blocked mark) written with them: on PostgreSQL in one statement (the UPDATE in a WITH),
+    language, blocked mark) written with them: on PostgreSQL in one statement (the UPDATE in a WITH) past
+    the ORM (`DriverStatement`: in the session's transaction if it has begun one, else on its own),
     elsewhere as `record_messages` does. The messages are not loaded back."""
     assert conversation.id is not None
-    if session.get_bind().dialect.name != "postgresql":
+    if not DriverStatement.applies(session):
         await record_messages(session, conversation, messages)
         return
     now = utcnow()
@@ -153,11 +155,12 @@ async def record_turn(
     }
     for n, (author, text, kind) in enumerate(messages):
         parameters |= {f"author_{n}": author, f"text_{n}": _kept(text), f"kind_{n}": kind}
-    await session.execute(_turn_statement(len(messages)), parameters)
-    # What the statement wrote on the conversation, as written: nothing left for the session to flush.
+    # What the statement writes on the conversation, as written: nothing of it left for the session to
+    # flush (a rollback expires it all again).
     set_committed_value(conversation, "last_message_at", now)
     set_committed_value(conversation, "language", parameters["language_"])
     set_committed_value(conversation, "blocked_at", parameters["blocked"])
+    await _turn_statement(len(messages)).execute(session, parameters)
 
 
 async def messages_after(

@@ -13,7 +13,7 @@ INSERTs. A rule that says no is explained afterwards, by reading the ticket (the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -37,11 +37,13 @@ from sqlalchemy import (
 )
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from infoopt.core.clock import utcnow
+from infoopt.core.db import DriverStatement
 from infoopt.core.errors import DomainError, Forbidden, NotFound
 from infoopt.core.languages import Channel
 from infoopt.staff.accounts import Role, StaffUser
@@ -271,9 +273,21 @@ async def ticket_of_conversation(
     ).first()
 
 
+_CONVERSATION_COLUMNS = (
+    "id",
+    "channel",
+    "external_id",
+    "language",
+    "created_at",
+    "last_message_at",
+    "blocked_at",
+)
+
+
 @cache
-def _conversation_in_play() -> Select[tuple[Conversation, int | None]]:
-    """The query of `conversation_in_play`, built once (bound parameters: channel, person, since)."""
+def _conversation_in_play() -> Select[*tuple[Any, ...]]:
+    """The query of `conversation_in_play`, built once (bound parameters: channel, person, since): the
+    conversation's columns and `ticket_in_play`."""
     in_play = (
         select_columns(col(Ticket.id))
         .where(col(Ticket.conversation_id) == col(Conversation.id), _in_play(bindparam("since")))
@@ -282,20 +296,50 @@ def _conversation_in_play() -> Select[tuple[Conversation, int | None]]:
         .correlate(Conversation)
         .scalar_subquery()
     )
-    return select_columns(Conversation, in_play).where(
+    table = Conversation.__table__  # type: ignore[attr-defined]
+    return select_columns(
+        *(table.c[name] for name in _CONVERSATION_COLUMNS), in_play.label("ticket_in_play")
+    ).where(
         col(Conversation.channel) == bindparam("channel"),
         col(Conversation.external_id) == bindparam("person"),
     )
+
+
+@cache
+def _conversation_in_play_driven() -> DriverStatement:
+    return DriverStatement(_conversation_in_play())
 
 
 async def conversation_in_play(
     session: AsyncSession, channel: Channel, external_id: str, *, now: datetime | None = None
 ) -> tuple[Conversation | None, int | None]:
     """The person's conversation on a channel and the id of their ticket still in play (see
-    `ticket_of_conversation`), in one query: a person's every message needs both."""
+    `ticket_of_conversation`), in one query: a person's every message needs both. The conversation is the
+    session's own, as if loaded through it; on PostgreSQL the query goes past the ORM
+    (`DriverStatement`), and needs no transaction of its own."""
     parameters = {"channel": channel, "person": external_id, "since": (now or utcnow()) - REOPEN_WINDOW}
-    row = (await session.execute(_conversation_in_play(), parameters)).first()
-    return (row[0], row[1]) if row is not None else (None, None)
+    if DriverStatement.applies(session):
+        found: Mapping[str, Any] | None = await _conversation_in_play_driven().fetchrow(session, parameters)
+    else:
+        connection = await session.connection()  # plain rows, as from the driver
+        row = (await connection.execute(_conversation_in_play(), parameters)).first()
+        found = dict(row._mapping) if row is not None else None
+    if found is None:
+        return None, None
+    return _as_loaded(session, found), found["ticket_in_play"]
+
+
+def _as_loaded(session: AsyncSession, row: Mapping[str, Any]) -> Conversation:
+    """The session's conversation for a row of its columns: the one it holds already, or one made from
+    the row and added as if the session had loaded it (no SQL)."""
+    held = session.sync_session.identity_map.get(session.sync_session.identity_key(Conversation, row["id"]))
+    if isinstance(held, Conversation):
+        return held
+    conversation = Conversation(**{name: row[name] for name in _CONVERSATION_COLUMNS})
+    conversation.channel = Channel(row["channel"])
+    make_transient_to_detached(conversation)
+    session.add(conversation)
+    return conversation
 
 
 async def ticket_to_rate(session: AsyncSession, conversation_id: int) -> Ticket | None:

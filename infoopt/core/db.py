@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 # The migrations belong to the wiring (they know every package's tables); the kernel only runs them.
@@ -146,6 +151,89 @@ async def transaction(
             await session.rollback()
             raise
         await _run_after_commit(session)
+
+
+class DriverStatement:
+    """A statement built with SQLAlchemy, compiled once, and run on PostgreSQL straight through asyncpg on
+    the connection under a session: for the two statements every message runs, where SQLAlchemy's
+    execution and ORM layers and a BEGIN/COMMIT pair cost the app more than the statements cost PostgreSQL
+    (benchmarks/results/telegram_e2e.md).
+
+    The statement joins the session's transaction if the session has begun one on the database (its
+    pending changes are flushed first, so they commit or roll back together); otherwise it runs on its
+    own, one statement being atomic. Errors come as SQLAlchemy's; a connection the database dropped is
+    invalidated the way SQLAlchemy does it. On SQLite (`applies` is false) run the statement on the
+    session instead.
+    """
+
+    _dialect = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+
+    def __init__(self, statement: ClauseElement) -> None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=self._dialect))
+        if compiled.positiontup is None or compiled.literal_execute_params or compiled.post_compile_params:
+            raise ValueError("a driver statement takes plain bound parameters (no IN lists, no literals)")
+        self._compiled = compiled
+        self._names = tuple(compiled.positiontup)
+        self.sql = str(compiled)
+
+    def arguments(self, values: Mapping[str, Any]) -> list[Any]:
+        """The positional arguments, in the compiled order, for these named values (and the statement's
+        own constants)."""
+        given = self._compiled.construct_params(dict(values))
+        return [given[name] for name in self._names]
+
+    @staticmethod
+    def applies(session: AsyncSession) -> bool:
+        """Whether the session's database is PostgreSQL (elsewhere, run the statement on the session)."""
+        return session.get_bind().dialect.name == "postgresql"
+
+    async def fetchrow(self, session: AsyncSession, values: Mapping[str, Any]) -> asyncpg.Record | None:
+        """The first row, read in the session's transaction if it has begun one, else on its own."""
+        return await self._run(session, "fetchrow", values)
+
+    async def execute(self, session: AsyncSession, values: Mapping[str, Any]) -> None:
+        """Write, together with what the session has written or holds pending."""
+        if session.new or session.dirty or session.deleted:
+            await session.flush()  # begins the transaction this statement then joins
+        await self._run(session, "execute", values)
+
+    async def _run(self, session: AsyncSession, method: str, values: Mapping[str, Any]) -> object:
+        connection = await session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        arguments = self.arguments(values)
+        try:
+            return await getattr(driver, method)(self.sql, *arguments)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as error:
+            raise await self._as_sqlalchemy_error(connection, error, arguments) from error
+
+    async def _as_sqlalchemy_error(
+        self, connection: AsyncConnection, error: Exception, arguments: list[Any]
+    ) -> exc.DBAPIError:
+        if not _connection_lost(error):
+            kind = (
+                exc.IntegrityError
+                if isinstance(error, asyncpg.IntegrityConstraintViolationError)
+                else (exc.DataError if isinstance(error, asyncpg.DataError) else exc.DBAPIError)
+            )
+            return kind(self.sql, arguments, error)
+        # Let SQLAlchemy meet the lost connection itself: it invalidates it, and the pool's others
+        # opened before it, and says so in the error it raises.
+        try:
+            await connection.exec_driver_sql("SELECT 1")
+        except exc.DBAPIError as seen:
+            return seen
+        await connection.invalidate(error)  # answered after all: still, this connection failed
+        return exc.OperationalError(self.sql, arguments, error, connection_invalidated=True)
+
+
+# SQLSTATE classes of a connection gone: 08 (connection exception), 57P (the server shutting down).
+_LOST_SQLSTATES = ("08", "57P")
+
+
+def _connection_lost(error: Exception) -> bool:
+    if isinstance(error, asyncpg.PostgresError):
+        return (getattr(error, "sqlstate", None) or "").startswith(_LOST_SQLSTATES)
+    return True  # the driver's own errors (a closed connection) and the network's
 
 
 async def ping(engine: AsyncEngine) -> None:
