@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
@@ -143,8 +143,9 @@ async def test_a_plain_turn_sends_its_two_statements_and_no_begin_or_commit(
 async def test_the_turns_statement_commits_or_rolls_back_with_what_the_session_wrote(
     one_connection: AsyncEngine,
 ) -> None:
-    """When the turn wrote more (a ticket, an outbox job), the transcript goes with it: the session's pending
-    changes are flushed first, and the statement joins that transaction."""
+    """When the turn writes more (a ticket; an outbox job, even one queued after the transcript), the
+    transcript goes with it: the write waits for the commit, the session's pending changes are flushed
+    first, and the statement joins that transaction."""
     sessions = db.session_factory(one_connection)
     async with db.transaction(sessions) as session:
         conversation = await open_conversation(session, Channel.TELEGRAM, "driver-together")
@@ -153,19 +154,30 @@ async def test_the_turns_statement_commits_or_rolls_back_with_what_the_session_w
         async with db.transaction(sessions) as session:
             found, _ = await conversation_in_play(session, Channel.TELEGRAM, "driver-together")
             assert found is not None
-            session.add(Conversation(channel=Channel.TELEGRAM, external_id="driver-written-with-it"))
             await record_turn(session, found, _turn("first"))
-            raise RuntimeError("the flow failed after the transcript was written")
+            session.add(Conversation(channel=Channel.TELEGRAM, external_id="driver-written-with-it"))
+            raise RuntimeError("the channel failed after the turn")
+
+    async def turn_whose_last_write_fails() -> None:
+        async with db.transaction(sessions) as session:
+            found, _ = await conversation_in_play(session, Channel.TELEGRAM, "driver-together")
+            assert found is not None
+            session.add(Conversation(channel=Channel.TELEGRAM, external_id="driver-written-with-it"))
+            await record_turn(session, found, _turn("first"))  # runs, in the transaction of the add
+            gone = Conversation(id=2**31 - 1, channel=Channel.TELEGRAM, external_id="driver-gone")
+            await record_turn(session, gone, _turn("to nobody"))  # its messages break the foreign key
 
     with pytest.raises(RuntimeError):
         await turn_that_fails_after_writing()
+    with pytest.raises(IntegrityError):
+        await turn_whose_last_write_fails()
     async with db.transaction(sessions) as session:
         assert await messages_after(session, conversation) == []
         assert await find_conversation(session, Channel.TELEGRAM, "driver-written-with-it") is None
         found, _ = await conversation_in_play(session, Channel.TELEGRAM, "driver-together")
         assert found is not None
-        session.add(Conversation(channel=Channel.TELEGRAM, external_id="driver-written-with-it"))
         await record_turn(session, found, _turn("second"))
+        session.add(Conversation(channel=Channel.TELEGRAM, external_id="driver-written-with-it"))
     async with sessions() as session:
         assert [line.text for line in await messages_after(session, conversation)] == [
             "second",

@@ -139,9 +139,9 @@ async def record_turn(
     session: AsyncSession, conversation: Conversation, messages: list[tuple[MessageAuthor, str, str | None]]
 ) -> None:
     """A turn's messages added to the transcript, and the conversation's own columns (its last message,
-    language, blocked mark) written with them: on PostgreSQL in one statement (the UPDATE in a WITH) past
-    the ORM (`DriverStatement`: in the session's transaction if it has begun one, else on its own),
-    elsewhere as `record_messages` does. The messages are not loaded back."""
+    language, blocked mark) written with them. On PostgreSQL in one statement (the UPDATE in a WITH) past
+    the ORM, when the session's `transaction` commits, after whatever else the turn wrote (see
+    `DriverStatement`); elsewhere at once, as `record_messages` does. The messages are not loaded back."""
     assert conversation.id is not None
     if not DriverStatement.applies(session):
         await record_messages(session, conversation, messages)
@@ -160,7 +160,7 @@ async def record_turn(
     set_committed_value(conversation, "last_message_at", now)
     set_committed_value(conversation, "language", parameters["language_"])
     set_committed_value(conversation, "blocked_at", parameters["blocked"])
-    await _turn_statement(len(messages)).execute(session, parameters)
+    _turn_statement(len(messages)).write_at_commit(session, parameters)
 
 
 async def messages_after(

@@ -115,6 +115,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 AfterCommit = Callable[[], Awaitable[None]]
 _AFTER_COMMIT = "infoopt.after_commit"
+_AT_COMMIT = "infoopt.at_commit"
 
 
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
@@ -141,13 +142,17 @@ async def transaction(
     """One unit of work: commit when the block ends cleanly, roll back when it raises.
 
     The only place that commits: services flush, request dependencies and bot middlewares open this.
+    Writes left for the commit (`DriverStatement.write_at_commit`) go last, with everything else.
     """
     async with sessions() as session:
         try:
             yield session
+            for statement, values in session.info.pop(_AT_COMMIT, []):
+                await statement.write_now(session, values)
             await session.commit()
         except BaseException:
             session.info.pop(_AFTER_COMMIT, None)
+            session.info.pop(_AT_COMMIT, None)
             await session.rollback()
             raise
         await _run_after_commit(session)
@@ -159,11 +164,12 @@ class DriverStatement:
     execution and ORM layers and a BEGIN/COMMIT pair cost the app more than the statements cost PostgreSQL
     (benchmarks/results/telegram_e2e.md).
 
-    The statement joins the session's transaction if the session has begun one on the database (its
-    pending changes are flushed first, so they commit or roll back together); otherwise it runs on its
-    own, one statement being atomic. Errors come as SQLAlchemy's; a connection the database dropped is
-    invalidated the way SQLAlchemy does it. On SQLite (`applies` is false) run the statement on the
-    session instead.
+    A read runs at once: in the session's transaction if it has begun one on the database, else on its
+    own. A write waits for `transaction` to commit and goes last: if anything else in the unit of work
+    wrote, or is pending (flushed first), the write joins that transaction and they commit or roll back
+    together; if nothing did, it runs on its own, one statement being atomic, with no BEGIN or COMMIT.
+    Errors come as SQLAlchemy's; a connection the database dropped is invalidated the way SQLAlchemy
+    does it. On SQLite (`applies` is false) run the statement on the session instead.
     """
 
     _dialect = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
@@ -191,8 +197,12 @@ class DriverStatement:
         """The first row, read in the session's transaction if it has begun one, else on its own."""
         return await self._run(session, "fetchrow", values)
 
-    async def execute(self, session: AsyncSession, values: Mapping[str, Any]) -> None:
-        """Write, together with what the session has written or holds pending."""
+    def write_at_commit(self, session: AsyncSession, values: Mapping[str, Any]) -> None:
+        """Write when the session's `transaction` commits, after everything else it wrote."""
+        session.info.setdefault(_AT_COMMIT, []).append((self, dict(values)))
+
+    async def write_now(self, session: AsyncSession, values: Mapping[str, Any]) -> None:
+        """Write together with what the session has written or holds pending (`transaction` calls this)."""
         if session.new or session.dirty or session.deleted:
             await session.flush()  # begins the transaction this statement then joins
         await self._run(session, "execute", values)
