@@ -75,6 +75,16 @@ async def migrated_postgres(postgres_url: str) -> AsyncIterator[str]:
     yield postgres_url
 
 
+@pytest.fixture
+async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """A migrated SQLite database of the test's own: the zero-setup default."""
+    url = f"sqlite:///{tmp_path / 'infoopt.sqlite3'}"
+    await db.upgrade_async(url)
+    engine = db.create_engine(url)
+    yield engine
+    await engine.dispose()
+
+
 @pytest.fixture(scope="session")
 async def pg_engine(migrated_postgres: str) -> AsyncIterator[AsyncEngine]:
     engine = db.create_engine(migrated_postgres)

@@ -196,20 +196,14 @@ async def test_the_numbers_on_crafted_tickets(
         await check(session)
 
 
-async def test_the_same_numbers_on_sqlite(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'dashboard.sqlite3'}"
-    await db.upgrade_async(url)
-    engine = db.create_engine(url)
-    try:
-        async with db.transaction(db.session_factory(engine)) as session:
-            user = await create_user(
-                session, username="sylwia.supervisor", password=DESK_PASSWORD, role=Role.SUPERVISOR
-            )
-            await craft(session, Actor.of(user))
-        async with db.session_factory(engine)() as session:
-            await check(session)
-    finally:
-        await engine.dispose()
+async def test_the_same_numbers_on_sqlite(sqlite_engine: AsyncEngine) -> None:
+    async with db.transaction(db.session_factory(sqlite_engine)) as session:
+        user = await create_user(
+            session, username="sylwia.supervisor", password=DESK_PASSWORD, role=Role.SUPERVISOR
+        )
+        await craft(session, Actor.of(user))
+    async with db.session_factory(sqlite_engine)() as session:
+        await check(session)
 
 
 def test_periods_are_whole_warsaw_days() -> None:

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -328,19 +329,13 @@ async def test_sync_never_overwrites_an_admins_edit_unless_forced(
     assert served is not None and served.title == "Changed in git meanwhile"
 
 
-async def test_search_works_on_the_sqlite_default(tmp_path: Path) -> None:
+async def test_search_works_on_the_sqlite_default(sqlite_engine: AsyncEngine) -> None:
     from infoopt.core import db
 
-    url = f"sqlite:///{tmp_path / 'search.sqlite3'}"
-    await db.upgrade_async(url)
-    engine = db.create_engine(url)
-    try:
-        async with db.transaction(db.session_factory(engine)) as sqlite_session:
-            await kb.sync_from_files(sqlite_session, ARTICLES_DIR)
-            hits = await kb.search_published(sqlite_session, "oplata skarbowa", language="pl")
-            none = await kb.search_published(sqlite_session, "zyxwvut")
-    finally:
-        await engine.dispose()
+    async with db.transaction(db.session_factory(sqlite_engine)) as sqlite_session:
+        await kb.sync_from_files(sqlite_session, ARTICLES_DIR)
+        hits = await kb.search_published(sqlite_session, "oplata skarbowa", language="pl")
+        none = await kb.search_published(sqlite_session, "zyxwvut")
     assert "fees" in [hit.topic_id for hit in hits[:5]]
     assert none == []
 

@@ -148,26 +148,22 @@ async def test_many_workers_in_small_batches_send_each_message_once(
     assert sorted(network.sent) == sorted(job_ids) and set(network.sent.values()) == {1}
 
 
-async def test_on_sqlite_two_workers_claiming_batches_send_each_message_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'outbox.sqlite3'}"
-    await db.upgrade_async(url)
-    engine = db.create_engine(url)
-    try:
-        factory = db.session_factory(engine)
-        job_ids = await queue(factory, 40, Channel.TELEGRAM)
-        network = Network(seconds=0.001)
+async def test_on_sqlite_two_workers_claiming_batches_send_each_message_once(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    factory = db.session_factory(sqlite_engine)
+    job_ids = await queue(factory, 40, Channel.TELEGRAM)
+    network = Network(seconds=0.001)
 
-        async def worker() -> None:
-            while (await drain(factory, {Channel.TELEGRAM: network}, batch=6)).handled:
-                pass
+    async def worker() -> None:
+        while (await drain(factory, {Channel.TELEGRAM: network}, batch=6)).handled:
+            pass
 
-        await asyncio.gather(worker(), worker())
-        assert sorted(network.sent) == sorted(job_ids) and set(network.sent.values()) == {1}
-        async with factory() as session:
-            statuses = (await session.exec(select(OutboxJob.status))).all()
-        assert set(statuses) == {OutboxStatus.SENT}, "each settled under its own lease"
-    finally:
-        await engine.dispose()
+    await asyncio.gather(worker(), worker())
+    assert sorted(network.sent) == sorted(job_ids) and set(network.sent.values()) == {1}
+    async with factory() as session:
+        statuses = (await session.exec(select(OutboxJob.status))).all()
+    assert set(statuses) == {OutboxStatus.SENT}, "each settled under its own lease"
 
 
 async def test_a_person_who_blocked_the_channel_is_not_tried_again(

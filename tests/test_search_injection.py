@@ -6,7 +6,6 @@ wildcard or quote widens a result: a search finds what its words find, and no mo
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from infoopt.core import db
@@ -134,27 +134,21 @@ async def test_the_search_page_shows_hostile_queries_escaped(app: FastAPI) -> No
         assert nul.status_code == 422
 
 
-async def test_search_on_the_sqlite_default_takes_wildcards_literally(tmp_path: Path) -> None:
+async def test_search_on_the_sqlite_default_takes_wildcards_literally(sqlite_engine: AsyncEngine) -> None:
     """SQLite has no full-text search here: words are matched with LIKE, so "_" and "%" must be escaped."""
-    url = f"sqlite:///{tmp_path / 'search.sqlite3'}"
-    await db.upgrade_async(url)
-    engine = db.create_engine(url)
-    try:
-        async with db.transaction(db.session_factory(engine)) as session:
-            await kb.sync_from_files(session, ARTICLES_DIR)
-            texts = (
-                await session.exec(
-                    select(Article.topic_id, Article.language, ArticleRevision.search_text).join(
-                        ArticleRevision, ArticleRevision.id == Article.published_revision_id
-                    )
+    async with db.transaction(db.session_factory(sqlite_engine)) as session:
+        await kb.sync_from_files(session, ARTICLES_DIR)
+        texts = (
+            await session.exec(
+                select(Article.topic_id, Article.language, ArticleRevision.search_text).join(
+                    ArticleRevision, ArticleRevision.id == Article.published_revision_id
                 )
-            ).all()
-            underscore = await kb.search_published(session, "_", limit=200)
-            percent = await kb.search_published(session, "%", limit=200)
-            plain = await kb.search_published(session, "karta pobytu", language="pl", limit=200)
-            widened = await kb.search_published(session, "karta pobytu %_", language="pl", limit=200)
-    finally:
-        await engine.dispose()
+            )
+        ).all()
+        underscore = await kb.search_published(session, "_", limit=200)
+        percent = await kb.search_published(session, "%", limit=200)
+        plain = await kb.search_published(session, "karta pobytu", language="pl", limit=200)
+        widened = await kb.search_published(session, "karta pobytu %_", language="pl", limit=200)
     assert len(texts) == 144
     literal = {(topic, language) for topic, language, text in texts if "_" in text}
     assert {(h.topic_id, h.language) for h in underscore} == literal, (

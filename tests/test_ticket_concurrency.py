@@ -284,47 +284,38 @@ async def test_a_channel_saying_retry_after_is_honoured_and_a_permanent_failure_
     assert (await drain(sessions, {Channel.SMS: Refusing()})).handled == 0, "not retried before retry_after"
 
 
-async def test_on_sqlite_too_one_ticket_has_one_winner(tmp_path: object) -> None:
-    from pathlib import Path
-
-    assert isinstance(tmp_path, Path)
-    url = f"sqlite:///{tmp_path / 'claims.sqlite3'}"
-    await db.upgrade_async(url)
-    engine = db.create_engine(url)
-    factory = db.session_factory(engine)
-    try:
-        async with db.transaction(factory) as session:
-            users = []
-            for number in range(6):
-                user = StaffUser(
-                    username=f"lite-{number}", password_hash="x", role=Role.CONSULTANT, office_code="TARNOW"
-                )
-                session.add(user)
-                await session.flush()
-                users.append(Actor.of(user))
-            ticket = await service.open_ticket(
-                session,
-                conversation=None,
-                channel=Channel.WEB,
-                language="pl",
-                office_code="TARNOW",
-                description="x",
+async def test_on_sqlite_too_one_ticket_has_one_winner(sqlite_engine: AsyncEngine) -> None:
+    factory = db.session_factory(sqlite_engine)
+    async with db.transaction(factory) as session:
+        users = []
+        for number in range(6):
+            user = StaffUser(
+                username=f"lite-{number}", password_hash="x", role=Role.CONSULTANT, office_code="TARNOW"
             )
-        assert ticket.id is not None
-        ticket_id = ticket.id
+            session.add(user)
+            await session.flush()
+            users.append(Actor.of(user))
+        ticket = await service.open_ticket(
+            session,
+            conversation=None,
+            channel=Channel.WEB,
+            language="pl",
+            office_code="TARNOW",
+            description="x",
+        )
+    assert ticket.id is not None
+    ticket_id = ticket.id
 
-        async def claim(actor: Actor) -> bool:
-            try:
-                async with db.transaction(factory) as session:
-                    await service.claim_ticket(session, actor, ticket_id)
-                return True
-            except service.HeldByAnother:
-                return False
+    async def claim(actor: Actor) -> bool:
+        try:
+            async with db.transaction(factory) as session:
+                await service.claim_ticket(session, actor, ticket_id)
+            return True
+        except service.HeldByAnother:
+            return False
 
-        outcomes = await asyncio.gather(*(claim(actor) for actor in users))
-        assert outcomes.count(True) == 1, outcomes
-    finally:
-        await engine.dispose()
+    outcomes = await asyncio.gather(*(claim(actor) for actor in users))
+    assert outcomes.count(True) == 1, outcomes
 
 
 async def test_housekeeping_closes_old_resolved_tickets_and_deletes_silent_conversations(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -227,19 +226,13 @@ async def test_a_value_the_database_refuses_is_sqlalchemys_error_about_the_value
     assert unstorable_value(raised.value) and not database_unreachable(raised.value)
 
 
-async def test_on_sqlite_the_same_functions_run_through_the_session(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'driver.db'}"
-    await db.upgrade_async(url)
-    engine = db.create_engine(url)
-    sessions = db.session_factory(engine)
-    try:
-        async with db.transaction(sessions) as session:
-            await open_conversation(session, Channel.WEB, "driver-sqlite", language="en")
-        async with db.transaction(sessions) as session:
-            conversation, ticket_id = await conversation_in_play(session, Channel.WEB, "driver-sqlite")
-            assert conversation is not None and ticket_id is None and conversation in session
-            await record_turn(session, conversation, _turn("how much is a card"))
-        async with sessions() as session:
-            assert len(await messages_after(session, conversation)) == 2
-    finally:
-        await engine.dispose()
+async def test_on_sqlite_the_same_functions_run_through_the_session(sqlite_engine: AsyncEngine) -> None:
+    sessions = db.session_factory(sqlite_engine)
+    async with db.transaction(sessions) as session:
+        await open_conversation(session, Channel.WEB, "driver-sqlite", language="en")
+    async with db.transaction(sessions) as session:
+        conversation, ticket_id = await conversation_in_play(session, Channel.WEB, "driver-sqlite")
+        assert conversation is not None and ticket_id is None and conversation in session
+        await record_turn(session, conversation, _turn("how much is a card"))
+    async with sessions() as session:
+        assert len(await messages_after(session, conversation)) == 2
