@@ -26,46 +26,34 @@ log = logging.getLogger(__name__)
 
 MAX_REMEMBERED_CHATS = 10_000  # the in-process reckoning forgets idle chats beyond this many
 
-# KEYS[1]: the overall key; KEYS[2..]: the chat of each message, in sending order (repeats allowed).
-# ARGV: the overall interval and the per-chat interval, in microseconds.
-# Returns each message's delay from now, in microseconds.
+# KEYS[1]: the overall key; KEYS[2..n+1]: the chat of each of the n messages, in sending order (repeats
+# allowed); KEYS[n+2] (optional): a key set to ARGV[5] (only if it exists, keeping its expiry) when the
+# moments are reserved.
+# ARGV: the overall interval and the per-chat interval, the longest delay accepted (negative: any), all
+# in microseconds; n.
+# Returns each message's delay from now, in microseconds. Past the longest accepted, nothing was reserved.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval, chat_interval = tonumber(ARGV[1]), tonumber(ARGV[2])
+local within, count = tonumber(ARGV[3]), tonumber(ARGV[4])
 local overall = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
 local chats, delays = {}, {}
-for i = 2, #KEYS do
+for i = 2, count + 1 do
   local key = KEYS[i]
   local chat = chats[key] or tonumber(redis.call('GET', key) or '0')
   local slot = math.max(overall, chat)
   overall = overall + interval
   chats[key] = slot + chat_interval
   delays[#delays + 1] = slot - now
+  if within >= 0 and slot - now > within then return delays end
 end
 redis.call('SET', KEYS[1], string.format('%.0f', overall), 'PX', math.floor((overall - now) / 1000) + 1000)
 for key, value in pairs(chats) do
   redis.call('SET', key, string.format('%.0f', value), 'PX', math.floor((value - now) / 1000) + 1000)
 end
+if KEYS[count + 2] then redis.call('SET', KEYS[count + 2], ARGV[5], 'XX', 'KEEPTTL') end
 return delays
-"""
-# One message now or not at all. KEYS[1]: the overall key; KEYS[2]: the chat's; KEYS[3] (optional): a key
-# set to ARGV[4] (only if it exists, keeping its expiry) when the moment is reserved.
-# ARGV: the two intervals and the longest delay accepted, in microseconds.
-# Returns the message's delay from now, in microseconds; past the longest accepted, nothing was reserved.
-_RESERVE_NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval, chat_interval, within = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local overall = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
-local slot = math.max(overall, tonumber(redis.call('GET', KEYS[2]) or '0'))
-if slot - now > within then return slot - now end
-overall = overall + interval
-redis.call('SET', KEYS[1], string.format('%.0f', overall), 'PX', math.floor((overall - now) / 1000) + 1000)
-redis.call('SET', KEYS[2], string.format('%.0f', slot + chat_interval), 'PX',
-  math.floor((slot + chat_interval - now) / 1000) + 1000)
-if KEYS[3] then redis.call('SET', KEYS[3], ARGV[4], 'XX', 'KEEPTTL') end
-return slot - now
 """
 
 
@@ -118,7 +106,6 @@ class SharedPace:
         self.limits = limits
         self.local = Reckoning(limits)
         self._script = None if is_in_process(redis) else redis.register_script(_RESERVE)
-        self._script_now = None if is_in_process(redis) else redis.register_script(_RESERVE_NOW)
 
     async def reserve(self, chats: Sequence[str]) -> list[float]:
         """Seconds from now at which each message (to these chats, in this order) may go out."""
@@ -128,7 +115,7 @@ class SharedPace:
             return self.local.reserve(chats)
         keys = [f"pace:{self.name}", *(f"pace:{self.name}:chat:{chat}" for chat in chats)]
         try:
-            delays = await self._script(keys=keys, args=list(self.limits.micros()))
+            delays = await self._script(keys=keys, args=[*self.limits.micros(), -1, len(chats)])
         except RedisError as error:  # Redis away for a moment: keep the limits in this process at least
             log.warning("pace.shared_unavailable", extra={"error": str(error)})
             return self.local.reserve(chats)
@@ -141,12 +128,13 @@ class SharedPace:
         reserved (nothing is reserved otherwise, so the message can wait its turn elsewhere). `record`: a
         key set to a value in the same step, if the moment is reserved and the key exists (what went out
         then, remembered without another round trip)."""
-        if self._script_now is not None:
+        if self._script is not None:
             keys = [f"pace:{self.name}", f"pace:{self.name}:chat:{chat}", *([record[0]] if record else [])]
-            args: list[int | str] = [*self.limits.micros(), round(within * 1_000_000)]
-            args += [record[1]] if record else []
+            accepted = round(within * 1_000_000)
+            args: list[int | str] = [*self.limits.micros(), accepted, 1, *([record[1]] if record else [])]
             try:
-                return int(await self._script_now(keys=keys, args=args)) <= round(within * 1_000_000)
+                (delay,) = await self._script(keys=keys, args=args)
+                return int(delay) <= accepted
             except RedisError as error:  # Redis away for a moment: this process's reckoning decides
                 log.warning("pace.shared_unavailable", extra={"error": str(error)})
         reserved = self.local.reserve([chat], within)[0] <= within
