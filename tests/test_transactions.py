@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, event
+from sqlalchemy import delete, event, inspect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
@@ -137,6 +137,22 @@ async def test_a_plain_turn_sends_its_two_statements_and_no_begin_or_commit(
         (MessageAuthor.PERSON, "ile kosztuje karta pobytu"),
         (MessageAuthor.BOT, "the answer to ile kosztuje karta pobytu"),
     ]
+
+
+async def test_a_conversation_the_session_holds_expired_is_filled_in_from_the_row(
+    one_connection: AsyncEngine,
+) -> None:
+    """As an ORM query would: the session's own object, its expired columns read from the row (touching
+    them later needs no query, which in async code would fail)."""
+    sessions = db.session_factory(one_connection)
+    async with db.transaction(sessions) as session:
+        opened = await open_conversation(session, Channel.TELEGRAM, "driver-expired", language="ru")
+        await session.flush()
+        session.expire(opened)
+        found, _ = await conversation_in_play(session, Channel.TELEGRAM, "driver-expired")
+        assert found is opened
+        assert not inspect(found).expired_attributes
+        assert found.language == "ru" and found.channel is Channel.TELEGRAM
 
 
 async def test_the_turns_statement_commits_or_rolls_back_with_what_the_session_wrote(

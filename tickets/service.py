@@ -30,6 +30,7 @@ from sqlalchemy import (
     case,
     func,
     insert,
+    inspect,
     or_,
     true,
     type_coerce,
@@ -38,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.sqltypes import UTCDateTime
@@ -330,13 +332,15 @@ async def conversation_in_play(
 
 
 def _as_loaded(session: AsyncSession, row: Mapping[str, Any]) -> Conversation:
-    """The session's conversation for a row of its columns: the one it holds already, or one made from
-    the row and added as if the session had loaded it (no SQL)."""
+    """The session's conversation for a row of its columns, as if the session had loaded it (no SQL): the
+    one it holds already (what of it had expired, filled in from the row), or one made from the row."""
+    values = {name: row[name] for name in _CONVERSATION_COLUMNS} | {"channel": Channel(row["channel"])}
     held = session.sync_session.identity_map.get(session.sync_session.identity_key(Conversation, row["id"]))
     if isinstance(held, Conversation):
+        for name in inspect(held).expired_attributes & values.keys():
+            set_committed_value(held, name, values[name])
         return held
-    conversation = Conversation(**{name: row[name] for name in _CONVERSATION_COLUMNS})
-    conversation.channel = Channel(row["channel"])
+    conversation = Conversation(**values)
     make_transient_to_detached(conversation)
     session.add(conversation)
     return conversation
