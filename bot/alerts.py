@@ -24,6 +24,7 @@ from bot.replies import Action, ActionName, actions_to_json
 from infoopt.core import db
 from infoopt.core.clock import utcnow
 from infoopt.core.i18n import say
+from infoopt.core.loops import stop_if_cancelled
 from knowledge_base.changes import ChangeNote, unannounced
 from knowledge_base.service import PublishedArticle
 from tickets.offices import WARSAW
@@ -102,6 +103,7 @@ async def announce_changes(
 ) -> None:
     """For the life of a worker: broadcast marked changes as they appear, then wake the outbox."""
     while True:
+        stop_if_cancelled()
         try:
             while (queued := await announce_next(sessions(), articles)) is not None:
                 if queued:

@@ -30,6 +30,7 @@ from cases.lookup import CaseDesk, CaseLimits, purge_cases
 from infoopt.core import db
 from infoopt.core.clock import utcnow
 from infoopt.core.languages import Channel
+from infoopt.core.loops import stop_if_cancelled
 from infoopt.core.pacing import Limits, SharedPace
 from infoopt.core.redis_store import create_redis
 from infoopt.core.settings import Settings
@@ -275,6 +276,7 @@ class Services:
     async def housekeeping(self, every_seconds: float = 600.0) -> None:
         """`tidy` every few minutes, for the life of the process."""
         while True:
+            stop_if_cancelled()
             try:
                 closed, purged, cases = await self.tidy()
                 if closed or purged or cases:

@@ -161,7 +161,9 @@ async def test_a_worker_killed_mid_broadcast_is_taken_over_without_anyone_messag
         for process in (first, second):
             if process is not None and process.returncode is None:
                 process.send_signal(signal.SIGINT)
-                await asyncio.wait_for(process.wait(), 30)
+                # communicate(), not wait(): it reads what the worker still writes, which wait() would leave in a full
+                # pipe, blocking the worker's exit (asyncio's documented deadlock).
+                await asyncio.wait_for(process.communicate(), 30)
         async with db.transaction(sessions) as session:
             await session.exec(delete(OutboxJob).where(col(OutboxJob.recipient).in_(recipients)))
             await session.exec(delete(Subscription).where(col(Subscription.topic_id) == TOPIC))

@@ -7,6 +7,7 @@ than on every round."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -236,6 +237,29 @@ async def test_the_worker_loop_marks_dead_workers_jobs_on_a_timer_not_every_roun
             await running
     assert sum(network.sent.values()) == 10
     assert rounds["drain"] >= 5 and rounds["recover"] == 1, rounds
+
+
+async def test_the_worker_stops_when_cancelled_even_if_a_library_swallowed_the_cancellation(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM cancels the worker's task; a library that catches the cancellation while it waits (redis-py
+    does, in its read timeout) must not keep the worker running."""
+    draining = asyncio.Event()
+
+    async def swallowing_drain(*args: Any, **kwargs: Any) -> outbox.DrainReport:
+        draining.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(10)
+        return outbox.DrainReport()
+
+    monkeypatch.setattr(outbox, "drain", swallowing_drain)
+    worker = OutboxWorker(lambda: sessions, {Channel.TELEGRAM: Network()}, poll_seconds=0.05)
+    running = asyncio.create_task(worker.run())
+    await asyncio.wait_for(draining.wait(), 5)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(running), 2)
+    assert running.cancelled()
 
 
 async def test_a_queued_job_wakes_one_waiting_worker_not_all_of_them(tmp_path: Path) -> None:

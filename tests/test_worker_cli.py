@@ -101,7 +101,9 @@ async def test_the_worker_process_delivers_a_queued_reply(
         assert heartbeat.exists() and time.time() - heartbeat.stat().st_mtime < 30
     finally:
         process.send_signal(signal.SIGINT)
-        await asyncio.wait_for(process.wait(), 30)
+        # communicate(), not wait(): it reads what the worker still writes, which wait() would leave in a full
+        # pipe, blocking the worker's exit (asyncio's documented deadlock).
+        await asyncio.wait_for(process.communicate(), 30)
         async with db.transaction(sessions) as session:
             stale = (
                 await session.exec(select(Conversation).where(Conversation.external_id == session_id))

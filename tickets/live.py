@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infoopt.core.db import after_commit
+from infoopt.core.loops import stop_if_cancelled
 from infoopt.core.redis_store import channel, is_in_process
 from tickets.models import OutboxJob, Ticket, TicketMessage
 
@@ -130,13 +131,10 @@ class TicketFeed:
         worker, whichever is waiting first."""
         if is_in_process(self.redis):  # one process: `local_wakeups` reach its workers
             return
-        task = asyncio.current_task()
         while True:
             try:
                 taken = await self.redis.brpop([OUTBOX_WAKE], timeout=WAKE_WAIT_SECONDS)
-                if task is not None and task.cancelling():
-                    # redis-py's read timeout can swallow a cancellation that lands while it waits
-                    raise asyncio.CancelledError
+                stop_if_cancelled()  # redis-py's read timeout can swallow a cancellation while it waits
                 if taken:
                     wake()
             except RedisError as error:

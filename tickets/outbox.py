@@ -37,6 +37,7 @@ from infoopt.core import db
 from infoopt.core.clock import utcnow
 from infoopt.core.errors import DomainError
 from infoopt.core.languages import Channel
+from infoopt.core.loops import stop_if_cancelled
 from tickets.metrics import count_delivered, count_delivery_failure
 from tickets.models import Conversation, Delivery, OutboxJob, OutboxStatus, TicketMessage
 from tickets.subscriptions import deactivate_recipient
@@ -594,6 +595,7 @@ class OutboxWorker:
             background.append(asyncio.create_task(wakeups(self.wake)))
         try:
             while True:
+                stop_if_cancelled()
                 self._wake.clear()  # a job queued from here on wakes the next wait
                 try:
                     report = await drain(
@@ -613,8 +615,11 @@ class OutboxWorker:
                     # Otherwise wait: a job queued meanwhile has already left a wake-up for some worker.
                 except Exception:  # the database away for a moment: keep the worker alive, try again
                     log.exception("outbox.drain_failed")
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns instead of raising when
+                # the wake-up and a cancellation come at the same moment.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self._wake.wait()
         finally:
             for task in background:
                 task.cancel()
@@ -622,6 +627,7 @@ class OutboxWorker:
     async def recover_every(self, seconds: float) -> None:
         """`recover` on a timer: a lease runs out on its own clock, not when a job is queued."""
         while True:
+            stop_if_cancelled()
             try:
                 recovered = await recover(self._sessions(), self.deliverers, now=utcnow())
                 if recovered:
