@@ -275,15 +275,8 @@ async def ticket_of_conversation(
     ).first()
 
 
-_CONVERSATION_COLUMNS = (
-    "id",
-    "channel",
-    "external_id",
-    "language",
-    "created_at",
-    "last_message_at",
-    "blocked_at",
-)
+# Every column of a conversation: the object made from a row is whole, whatever columns it gains.
+_CONVERSATION_COLUMNS: tuple[str, ...] = tuple(Conversation.__table__.columns.keys())  # type: ignore[attr-defined]
 
 
 @cache
